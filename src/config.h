@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/* rollguard.yaml -> plain structs. Knows nothing about HTTP or time; every
+ * error names its place as FILE:LINE:COL. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "change_order.h"
+#include "rules.h"
+
+typedef enum edas_kind {
+        EDAS_KIND_ECS, /* RollbackChangeOrder */
+        EDAS_KIND_K8S, /* change_order_abort_and_rollback */
+} edas_kind;
+
+typedef struct app_config {
+        char *name;     /* unique; the `app` label alerts are routed by */
+        platform platform;
+        char *region;   /* e.g. cn-hangzhou */
+        char *app_id;
+        int dry_run;    /* -1 inherit defaults.dry_run, 0, 1 */
+        edas_kind edas_kind;
+        rule *rules;    /* the app's rules, or the built-ins when it had none */
+        size_t n_rules;
+        bool builtin_rules;
+        unsigned line;  /* 1-based line of the app in the file, for messages */
+} app_config;
+
+typedef struct config {
+        char *path;
+        uint64_t poll_interval_usec;        /* default 30s */
+        uint64_t active_poll_interval_usec; /* default 5s */
+        uint64_t cooldown_usec;             /* default 15m */
+        uint64_t timeout_usec;              /* default 10s */
+        unsigned max_actions_per_hour;      /* default 5 */
+        bool dry_run;                       /* default false */
+        unsigned rate_limit;                /* calls ... */
+        uint64_t rate_window_usec;          /* ... per this window; default 60/min */
+
+        char *credentials_file;    /* credentials.file */
+        char *ecs_ram_role;        /* credentials.ecs_ram_role (NAME or "auto") */
+        char *metadata_endpoint;   /* credentials.metadata_endpoint */
+
+        char *endpoint_sae;        /* endpoints.sae, NULL = https://sae.<region>.aliyuncs.com */
+        char *endpoint_edas;       /* endpoints.edas */
+
+        char *alerts_listen;       /* alerts.listen "127.0.0.1:9095", NULL = no listener */
+        char *alerts_token_file;   /* alerts.token_file */
+
+        char *state_directory;     /* default /var/lib/rollguard */
+
+        app_config *apps;
+        size_t n_apps;
+} config;
+
+/* Parse and validate. On failure returns a negative errno-style code and sets
+ * *ret_error to a malloc'ed "FILE:LINE:COL: message" (a message naming the
+ * file alone when it cannot be read). */
+int config_load(const char *path, config **ret, char **ret_error);
+/* The same from memory; `name` stands in for the file name in messages. */
+int config_parse(const char *name, const char *text, size_t len, config **ret, char **ret_error);
+
+config *config_free(config *c);
+static inline void config_freep(config **c) {
+        config_free(*c);
+}
+#define _cleanup_config_ __attribute__((cleanup(config_freep)))
+
+/* Effective dry-run of an app: a command-line --dry-run wins over both. */
+bool app_config_dry_run(const config *c, const app_config *a, bool force_dry_run);
+
+/* The base URL requests for this app go to: the override or the default
+ * https://<sae|edas>.<region>.aliyuncs.com. malloc'ed, NULL on OOM. */
+char *config_endpoint_url(const config *c, const app_config *a);
+
+const app_config *config_find_app(const config *c, const char *name);

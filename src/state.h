@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT */
+/* The durable per-app record in the state directory: what rollguard saw,
+ * what it intended (written BEFORE the API call), what came of it. Files are
+ * replaced atomically (temp file, fsync, rename, fsync dir), so a crash at any
+ * moment leaves either the old or the new record, never half of one. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rules.h"
+
+typedef enum act_result {
+        ACT_INTENT,         /* decided, call about to go out or in flight; a
+                             * restart that finds this never calls again */
+        ACT_DONE,           /* the API accepted it */
+        ACT_ENDED_BY_ITSELF,/* Application.ChangerOrder.Not.Running */
+        ACT_FAILED,         /* the API refused it for good */
+        ACT_UNCONFIRMED,    /* may or may not have happened (timeout after send,
+                             * or found as INTENT after a restart) */
+        _ACT_RESULT_MAX,
+} act_result;
+
+const char *act_result_name(act_result r);
+int act_result_from_string(const char *s);
+
+typedef struct act_record {
+        char *change_order_id;
+        char *rule;
+        rule_action action;
+        int64_t intent_ms;         /* wall clock when the intent was written */
+        act_result result;
+        char *detail;              /* API code or reason, may be NULL */
+        char *rollback_order_id;   /* new order the API created, may be NULL */
+        int64_t finished_ms;       /* 0 while ACT_INTENT */
+} act_record;
+
+/* A rule that matched and is waiting for its `for`: kept so a restart does
+ * not start the clock again. */
+typedef struct pending_match {
+        char *change_order_id;
+        char *rule;
+        int64_t since_ms;
+} pending_match;
+
+#define STATE_MAX_ACTS 64     /* older records are dropped, newest kept */
+#define STATE_MAX_PENDING 32
+
+typedef struct app_state {
+        char *app;
+        act_record *acts;          /* oldest first */
+        size_t n_acts;
+        pending_match *pending;
+        size_t n_pending;
+        int64_t cooldown_until_ms; /* 0 = none */
+        char *last_change_order_id;/* the latest order the watcher saw */
+} app_state;
+
+void app_state_done(app_state *s);
+
+/* "<dir>/<app-name-escaped>.json". malloc'ed, NULL on OOM. */
+char *state_path(const char *dir, const char *app);
+
+/* Loads the app's record. A missing file gives an empty state and 0. A
+ * corrupt or truncated file is renamed to "<file>.corrupt-<unix-time>", an
+ * empty state is returned with 0, and *ret_warning (malloc'ed) says what was
+ * wrong and where it was moved. Other errors (permissions) are negative. */
+int state_load(const char *dir, const char *app, app_state *out, char **ret_warning);
+/* Atomically replaces the record. 0 or negative errno. */
+int state_save(const char *dir, const app_state *s);
+
+/* Pure helpers on the in-memory record. */
+act_record *state_find_act(const app_state *s, const char *change_order_id);
+/* Appends a copy (dropping the oldest past STATE_MAX_ACTS). 0 or -ENOMEM. */
+int state_add_act(app_state *s, const act_record *a);
+/* Actions (not dry-run decisions: those are never recorded) with
+ * intent_ms >= since_ms. */
+size_t state_count_acts_since(const app_state *s, int64_t since_ms);
+
+/* Returns since_ms of a pending match or 0. */
+int64_t state_pending_since(const app_state *s, const char *change_order_id, const char *rule);
+/* Sets (since_ms > 0) or clears (since_ms == 0) one pending match. Returns
+ * 1 when the record changed (so the caller knows to save), 0, or -ENOMEM. */
+int state_set_pending(app_state *s, const char *change_order_id, const char *rule,
+                      int64_t since_ms);
+/* Drops pending matches of other change orders. Returns 1 when changed. */
+int state_prune_pending(app_state *s, const char *keep_change_order_id);
+
+/* Serialisation, exposed for tests and the fuzzer. */
+char *state_to_json(const app_state *s);
+int state_from_json(const char *text, app_state *out, char **ret_error);
