@@ -1,1 +1,755 @@
-/* SPDX-License-Identifier: MIT */ /* being written */
+/* SPDX-License-Identifier: MIT */
+#include "watcher.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+
+#include "actions.h"
+#include "app.h"
+#include "log.h"
+#include "util.h"
+
+/* Transient errors back off exponentially up to this, whatever the interval. */
+#define BACKOFF_MAX_USEC (5 * USEC_PER_MIN)
+/* A `for` that expires between two polls is acted on at its expiry, but never
+ * sooner than this after the previous poll. */
+#define MIN_REPOLL_USEC (200 * USEC_PER_MSEC)
+/* First polls are spread over this window (or the idle interval if shorter). */
+#define STARTUP_SPREAD_USEC (3 * USEC_PER_SEC)
+
+static const char *const phase_names[_APP_PHASE_MAX] = {
+        [APP_IDLE] = "idle",
+        [APP_ACTIVE] = "in_flight",
+        [APP_DEGRADED] = "degraded",
+};
+
+const char *app_phase_name(app_phase p) {
+        return p >= 0 && p < _APP_PHASE_MAX ? phase_names[p] : "unknown";
+}
+
+void metric_inc(metric_family *f, const char *labels) {
+        for (size_t i = 0; i < f->n; i++)
+                if (streq(f->items[i].labels, labels)) {
+                        f->items[i].value++;
+                        return;
+                }
+        metric_counter *n = realloc(f->items, (f->n + 1) * sizeof *n);
+        if (!n)
+                return;
+        f->items = n;
+        f->items[f->n].labels = strdup(labels);
+        if (!f->items[f->n].labels)
+                return;
+        f->items[f->n].value = 1;
+        f->n++;
+}
+
+static void metric_family_done(metric_family *f) {
+        for (size_t i = 0; i < f->n; i++)
+                free(f->items[i].labels);
+        free(f->items);
+        *f = (metric_family){ 0 };
+}
+
+static void schedule_poll(app_watch *a, uint64_t delay_usec);
+static void poll_start(app_watch *a);
+
+static bool state_writable(const watcher *w) {
+        /* `once --dry-run` may run beside the daemon: it must not write. */
+        return !(w->opt.once && w->opt.force_dry_run);
+}
+
+static void save_state(app_watch *a) {
+        if (!state_writable(a->w))
+                return;
+        int r = state_save(a->w->state_dir, &a->state);
+        if (r < 0) {
+                log_fields f = { .app = a->name };
+                log_event_send(EV_NONE, LOG_ERR, &f, "cannot save state in %s: %s", a->w->state_dir, strerror(-r));
+        }
+}
+
+/* ---- circuit breaker -------------------------------------------------- */
+
+size_t watcher_actions_last_hour(const watcher *w, int64_t now_ms) {
+        size_t n = 0;
+        int64_t since = now_ms - (int64_t)(USEC_PER_HOUR / USEC_PER_MSEC);
+        for (size_t i = 0; i < w->n_apps; i++)
+                n += state_count_acts_since(&w->apps[i]->state, since);
+        return n;
+}
+
+bool watcher_circuit_check(watcher *w, int64_t now_ms) {
+        size_t n = watcher_actions_last_hour(w, now_ms);
+        bool open = n >= w->cfg->max_actions_per_hour;
+        if (open && !w->circuit_open)
+                log_event_send(EV_CIRCUIT_OPEN, LOG_WARNING, NULL,
+                               "CIRCUIT BREAKER OPEN: %zu actions in the last hour (max_actions_per_hour %u); rollguard is LOG-ONLY until the hour has passed",
+                               n, w->cfg->max_actions_per_hour);
+        else if (!open && w->circuit_open)
+                log_event_send(EV_CIRCUIT_CLOSED, LOG_NOTICE, NULL,
+                               "circuit breaker closed: %zu actions in the last hour (max %u); acting again", n,
+                               w->cfg->max_actions_per_hour);
+        w->circuit_open = open;
+        return open;
+}
+
+/* ---- once mode ---------------------------------------------------------- */
+
+static void once_cycle_done(app_watch *a, bool failed) {
+        watcher *w = a->w;
+        if (!w->opt.once || a->once_counted)
+                return;
+        a->once_counted = true;
+        if (failed)
+                w->once_failures++;
+        if (w->once_pending > 0 && --w->once_pending == 0 && w->opt.once_done)
+                w->opt.once_done(w->opt.userdata, w->once_failures);
+}
+
+/* ---- per-app bookkeeping ------------------------------------------------ */
+
+static void forget_order(app_watch *a) {
+        change_order_done(&a->co);
+        a->have_co = false;
+        a->progress_hash = 0;
+        a->last_change_ms = 0;
+        a->next_fire_ms = 0;
+        a->holding_rule = mfree(a->holding_rule);
+}
+
+static void note_order(app_watch *a, const char *co_id) {
+        if (streq_null(a->noted_co, co_id))
+                return;
+        (void)free_and_strdup(&a->noted_co, co_id);
+        a->noted_holding = 0;
+        a->noted_skipped = 0;
+}
+
+static uint64_t idle_interval(const app_watch *a) {
+        return a->w->cfg->poll_interval_usec;
+}
+
+static uint64_t backoff_delay(const app_watch *a) {
+        uint64_t base = a->phase == APP_ACTIVE ? a->w->cfg->active_poll_interval_usec : idle_interval(a);
+        unsigned n = a->transient_failures > 10 ? 10 : a->transient_failures;
+        uint64_t d = base << n;
+        if (d > BACKOFF_MAX_USEC || d < base)
+                d = BACKOFF_MAX_USEC > base ? BACKOFF_MAX_USEC : base;
+        return jitter_usec(d, 0.2);
+}
+
+static void set_error_code(app_watch *a, const char *code) {
+        (void)free_and_strdup(&a->error_code, code);
+}
+
+static void handle_api_error(app_watch *a, const api_result *r, const char *what) {
+        watcher *w = a->w;
+        const char *code = r->code[0] ? r->code : (r->http_status ? "http" : "transport");
+        log_fields f = { .app = a->name, .change_order = a->have_co ? a->co.id : NULL, .result = api_outcome_name(r->outcome) };
+        _cleanup_free_ char *labels = strdup_printf("code=\"%s\"", code);
+        if (labels)
+                metric_inc(&w->api_errors, labels);
+        metric_inc(&w->polls, "result=\"error\"");
+
+        if (r->outcome == API_PERMANENT) {
+                bool changed = a->phase != APP_DEGRADED || !streq_null(a->error_code, code);
+                if (changed)
+                        log_event_send(EV_APP_DEGRADED, LOG_ERR, &f,
+                                       "%s failed for good (HTTP %ld %s: %s); app marked degraded, still retrying every %s",
+                                       what, r->http_status, code, r->message,
+                                       format_duration(idle_interval(a), (char[32]){ 0 }, 32));
+                a->phase = APP_DEGRADED;
+                set_error_code(a, code);
+                a->transient_failures = 0;
+                forget_order(a);
+                once_cycle_done(a, true);
+                schedule_poll(a, jitter_usec(idle_interval(a), 0.1));
+                return;
+        }
+
+        /* Transient: back off; say so on the first failure and whenever the
+         * error changes, not on every retry. */
+        bool changed = a->transient_failures == 0 || !streq_null(a->error_code, code);
+        a->transient_failures++;
+        set_error_code(a, code);
+        uint64_t delay = backoff_delay(a);
+        char b[32];
+        log_event_send(EV_API_ERROR, changed ? LOG_WARNING : LOG_DEBUG, &f,
+                       "%s failed (HTTP %ld %s: %s); retry %u in %s", what, r->http_status, code, r->message,
+                       a->transient_failures, format_duration(delay, b, sizeof b));
+        once_cycle_done(a, true);
+        schedule_poll(a, delay);
+}
+
+static void mark_success(app_watch *a) {
+        if (a->phase == APP_DEGRADED || a->transient_failures > 0) {
+                log_fields f = { .app = a->name };
+                log_event_send(EV_APP_RECOVERED, LOG_NOTICE, &f, "API answers again after %s (%s)",
+                               a->phase == APP_DEGRADED ? "a permanent error" : "transient errors",
+                               strna(a->error_code));
+        }
+        a->transient_failures = 0;
+        set_error_code(a, NULL);
+        a->last_poll_ok_ms = now_realtime_ms();
+        if (a->phase == APP_DEGRADED)
+                a->phase = APP_IDLE;
+}
+
+static void go_idle(app_watch *a, const char *final_status) {
+        if (a->phase == APP_ACTIVE && a->have_co) {
+                log_fields f = { .app = a->name, .change_order = a->co.id, .result = final_status };
+                log_event_send(EV_RELEASE_ENDED, LOG_INFO, &f, "change order %s is no longer in flight (%s)",
+                               a->co.id, strna(final_status));
+        }
+        a->phase = APP_IDLE;
+        forget_order(a);
+        if (state_prune_pending(&a->state, NULL) > 0)
+                save_state(a);
+}
+
+/* ---- the poll cycle ----------------------------------------------------- */
+
+static uint64_t next_delay_after_poll(app_watch *a) {
+        if (a->phase != APP_ACTIVE)
+                return jitter_usec(idle_interval(a), 0.1);
+        uint64_t d = jitter_usec(a->w->cfg->active_poll_interval_usec, 0.1);
+        if (a->next_fire_ms > 0) {
+                int64_t until = a->next_fire_ms - now_realtime_ms();
+                uint64_t u = until > 0 ? (uint64_t)until * USEC_PER_MSEC : 0;
+                if (u < MIN_REPOLL_USEC)
+                        u = MIN_REPOLL_USEC;
+                if (u < d)
+                        d = u;
+        }
+        return d;
+}
+
+static void cycle_finished(app_watch *a) {
+        once_cycle_done(a, false);
+        if (a->poll_requested) {
+                a->poll_requested = false;
+                schedule_poll(a, 0);
+        } else
+                schedule_poll(a, next_delay_after_poll(a));
+}
+
+void watcher_action_finished(app_watch *a) {
+        cycle_finished(a);
+}
+
+static void evaluate(app_watch *a) {
+        watcher *w = a->w;
+        const firing_alert *alerts = NULL;
+        int64_t now = now_realtime_ms();
+        size_t n_alerts = w->alert_lookup ? w->alert_lookup(w->alert_userdata, a->name, now, &alerts) : 0;
+        rule_input in = {
+                .co = &a->co,
+                .now_ms = now,
+                .last_change_ms = a->last_change_ms,
+                .alerts = alerts,
+                .n_alerts = n_alerts,
+        };
+        bool pending_changed = false;
+        a->next_fire_ms = 0;
+        a->holding_rule = mfree(a->holding_rule);
+
+        for (size_t i = 0; i < a->cfg->n_rules; i++) {
+                const rule *r = &a->cfg->rules[i];
+                int64_t since = state_pending_since(&a->state, a->co.id, r->name);
+                rule_verdict v = rule_evaluate(r, &in, since);
+                uint64_t bit = i < 64 ? UINT64_C(1) << i : 0;
+                log_fields f = { .app = a->name, .change_order = a->co.id, .rule = r->name,
+                                 .action = rule_action_name(r->action) };
+
+                if (v.kind == VERDICT_NO_MATCH) {
+                        if (since && state_set_pending(&a->state, a->co.id, r->name, 0) > 0)
+                                pending_changed = true;
+                        a->noted_holding &= ~bit;
+                        continue;
+                }
+                if (!since && r->for_usec > 0 && state_set_pending(&a->state, a->co.id, r->name, now) > 0)
+                        pending_changed = true;
+
+                if (v.kind == VERDICT_HOLDING) {
+                        if (!(a->noted_holding & bit)) {
+                                a->noted_holding |= bit;
+                                char b[32];
+                                log_event_send(EV_RULE_HOLDING, LOG_INFO, &f,
+                                               "rule %s matches %s (%s); acting if it still holds in %s", r->name,
+                                               a->co.id, v.why,
+                                               format_duration((uint64_t)(v.fire_at_ms - now) * USEC_PER_MSEC, b, sizeof b));
+                        }
+                        if (!a->next_fire_ms || v.fire_at_ms < a->next_fire_ms) {
+                                a->next_fire_ms = v.fire_at_ms;
+                                (void)free_and_strdup(&a->holding_rule, r->name);
+                        }
+                        continue;
+                }
+
+                /* FIRE: the first rule that fires decides; the rest wait for the
+                 * next poll (after an action there is nothing left to decide). */
+                if (pending_changed)
+                        save_state(a);
+                int k = actions_fire(a, i, &in);
+                if (k > 0)
+                        return; /* the sequence calls watcher_action_finished */
+                if (k < 0) {
+                        log_event_send(EV_NONE, LOG_ERR, &f, "cannot start the action: %s", strerror(-k));
+                }
+                if (state_find_act(&a->state, a->co.id))
+                        break; /* acted (or tried) on this order: no other rule may act */
+        }
+        if (pending_changed)
+                save_state(a);
+        cycle_finished(a);
+}
+
+static void on_describe(const api_result *r, const change_order *co, void *userdata) {
+        app_watch *a = userdata;
+        a->call = NULL;
+        if (!co) {
+                if (r->outcome == API_NOT_RUNNING || streq(r->code, "InvalidChangeOrder.NotFound")) {
+                        /* The order vanished or ended between the two calls. */
+                        mark_success(a);
+                        go_idle(a, "ended");
+                        cycle_finished(a);
+                        return;
+                }
+                handle_api_error(a, r, "DescribeChangeOrder");
+                return;
+        }
+        mark_success(a);
+        metric_inc(&a->w->polls, "result=\"ok\"");
+
+        uint64_t h = change_order_progress_hash(co);
+        bool same_order = a->have_co && streq_null(a->co.id, co->id);
+        if (same_order && h != a->progress_hash)
+                a->last_change_ms = now_realtime_ms();
+        else if (!same_order)
+                a->last_change_ms = 0; /* the snapshot's own timestamps are the evidence */
+        a->progress_hash = h;
+        change_order_done(&a->co);
+        if (change_order_copy(&a->co, co) < 0) {
+                a->have_co = false;
+                log_error("out of memory copying a change order");
+                cycle_finished(a);
+                return;
+        }
+        a->have_co = true;
+
+        if (co_status_is_final(co->status)) {
+                go_idle(a, co_status_name(co->status));
+                cycle_finished(a);
+                return;
+        }
+        a->phase = APP_ACTIVE;
+        evaluate(a);
+}
+
+static void on_activity(const api_result *r, const app_activity *act, void *userdata) {
+        app_watch *a = userdata;
+        a->call = NULL;
+        if (!act) {
+                handle_api_error(a, r, a->cfg->platform == PLATFORM_SAE ? "DescribeApplicationStatus" : "ListRecentChangeOrder");
+                return;
+        }
+        if (act->change_order_id && !streq_null(a->state.last_change_order_id, act->change_order_id)) {
+                (void)free_and_strdup(&a->state.last_change_order_id, act->change_order_id);
+                if (act->in_flight) {
+                        log_fields f = { .app = a->name, .change_order = act->change_order_id };
+                        log_event_send(EV_RELEASE_SEEN, LOG_INFO, &f, "change order %s is in flight (%s)",
+                                       act->change_order_id, strna(co_status_name(act->status)));
+                }
+                save_state(a);
+        }
+        if (!act->in_flight || !act->change_order_id) {
+                mark_success(a);
+                metric_inc(&a->w->polls, "result=\"ok\"");
+                go_idle(a, act->change_order_id ? co_status_name(act->status) : NULL);
+                cycle_finished(a);
+                return;
+        }
+        note_order(a, act->change_order_id);
+        if (state_prune_pending(&a->state, act->change_order_id) > 0)
+                save_state(a);
+        int k = cloud_describe(&a->w->cloud, a->cfg, act->change_order_id, API_PRIO_ACTIVE, on_describe, a, &a->call);
+        if (k < 0) {
+                log_fields f = { .app = a->name };
+                log_event_send(EV_NONE, LOG_ERR, &f, "cannot queue DescribeChangeOrder: %s", strerror(-k));
+                cycle_finished(a);
+        }
+}
+
+static void poll_start(app_watch *a) {
+        if (a->call || a->action)
+                return; /* a cycle is under way; it schedules the next one */
+        a->last_poll_ms = now_realtime_ms();
+        api_priority prio = a->phase == APP_ACTIVE ? API_PRIO_ACTIVE : API_PRIO_IDLE;
+        int k = cloud_poll_activity(&a->w->cloud, a->cfg, prio, on_activity, a, &a->call);
+        if (k < 0) {
+                log_fields f = { .app = a->name };
+                log_event_send(EV_NONE, LOG_ERR, &f, "cannot queue a poll: %s", strerror(-k));
+                once_cycle_done(a, true);
+                schedule_poll(a, idle_interval(a));
+        }
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        app_watch *a = userdata;
+        if (a->w->opt.once && a->once_counted)
+                return 0;
+        poll_start(a);
+        return 0;
+}
+
+static void schedule_poll(app_watch *a, uint64_t delay_usec) {
+        if (a->w->opt.once && a->once_counted)
+                return;
+        int r;
+        if (a->timer) {
+                r = sd_event_source_set_time_relative(a->timer, delay_usec);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(a->timer, SD_EVENT_ONESHOT);
+        } else
+                r = sd_event_add_time_relative(a->w->event, &a->timer, CLOCK_MONOTONIC, delay_usec,
+                                               10 * USEC_PER_MSEC, on_timer, a);
+        if (r < 0) {
+                /* Without a timer this app would silently never be polled again. */
+                log_fields f = { .app = a->name };
+                log_event_send(EV_NONE, LOG_CRIT, &f, "cannot schedule the next poll: %s", strerror(-r));
+        }
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+static app_watch *app_watch_free(app_watch *a) {
+        if (!a)
+                return NULL;
+        if (a->action) {
+                actions_cancel(a);
+                /* An intent on disk stays: the call may be out. */
+                if (actions_recover_state(&a->state, a->name, now_realtime_ms()) > 0)
+                        save_state(a);
+        }
+        if (a->call)
+                api_call_cancel(a->call);
+        sd_event_source_disable_unref(a->timer);
+        change_order_done(&a->co);
+        app_state_done(&a->state);
+        free(a->name);
+        free(a->error_code);
+        free(a->noted_co);
+        free(a->holding_rule);
+        free(a);
+        return NULL;
+}
+
+static int app_watch_new(watcher *w, const app_config *cfg, app_watch **ret) {
+        app_watch *a = calloc(1, sizeof *a);
+        if (!a)
+                return -ENOMEM;
+        a->w = w;
+        a->cfg = cfg;
+        a->phase = APP_IDLE;
+        a->name = strdup(cfg->name);
+        if (!a->name) {
+                free(a);
+                return -ENOMEM;
+        }
+        _cleanup_free_ char *warning = NULL;
+        int r = state_load(w->state_dir, cfg->name, &a->state, &warning);
+        if (r < 0) {
+                log_fields f = { .app = cfg->name };
+                log_event_send(EV_NONE, LOG_ERR, &f, "cannot read state for %s from %s: %s", cfg->name,
+                               w->state_dir, strerror(-r));
+                app_watch_free(a);
+                return r;
+        }
+        if (warning) {
+                log_fields f = { .app = cfg->name };
+                log_event_send(EV_STATE_CORRUPT, LOG_WARNING, &f, "%s", warning);
+        }
+        if (actions_recover_state(&a->state, a->name, now_realtime_ms()) > 0)
+                save_state(a);
+        *ret = a;
+        return 0;
+}
+
+int watcher_new(sd_event *e, api_client *api, const config *cfg, const watcher_options *opt,
+                watcher **ret) {
+        watcher *w = calloc(1, sizeof *w);
+        if (!w)
+                return -ENOMEM;
+        w->event = sd_event_ref(e);
+        w->cloud.api = api;
+        w->cloud.cfg = cfg;
+        w->cfg = cfg;
+        w->opt = *opt;
+        w->state_dir = strdup(opt->state_dir ? opt->state_dir : cfg->state_directory);
+        if (!w->state_dir) {
+                watcher_free(w);
+                return -ENOMEM;
+        }
+        w->opt.state_dir = w->state_dir;
+        w->apps = calloc(cfg->n_apps ? cfg->n_apps : 1, sizeof *w->apps);
+        if (!w->apps) {
+                watcher_free(w);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < cfg->n_apps; i++) {
+                int r = app_watch_new(w, &cfg->apps[i], &w->apps[w->n_apps]);
+                if (r < 0) {
+                        watcher_free(w);
+                        return r;
+                }
+                w->n_apps++;
+        }
+        *ret = w;
+        return 0;
+}
+
+watcher *watcher_free(watcher *w) {
+        if (!w)
+                return NULL;
+        for (size_t i = 0; i < w->n_apps; i++)
+                app_watch_free(w->apps[i]);
+        free(w->apps);
+        metric_family_done(&w->polls);
+        metric_family_done(&w->api_errors);
+        metric_family_done(&w->decisions);
+        metric_family_done(&w->actions);
+        free(w->state_dir);
+        sd_event_unref(w->event);
+        free(w);
+        return NULL;
+}
+
+int watcher_start(watcher *w) {
+        uint64_t spread = STARTUP_SPREAD_USEC;
+        if (w->cfg->poll_interval_usec < spread)
+                spread = w->cfg->poll_interval_usec;
+        w->once_pending = w->n_apps;
+        if (w->opt.once && w->n_apps == 0 && w->opt.once_done)
+                w->opt.once_done(w->opt.userdata, 0);
+        watcher_circuit_check(w, now_realtime_ms());
+        for (size_t i = 0; i < w->n_apps; i++) {
+                /* The first app polls at once; the rest spread evenly, so start-up
+                 * is not a burst the rate limiter has to flatten. */
+                uint64_t at = w->n_apps > 1 ? spread * i / w->n_apps : 0;
+                schedule_poll(w->apps[i], w->opt.once ? 0 : at);
+        }
+        return 0;
+}
+
+static bool same_identity(const app_config *a, const app_config *b) {
+        return a->platform == b->platform && streq(a->app_id, b->app_id) && streq(a->region, b->region);
+}
+
+int watcher_reconfigure(watcher *w, const config *cfg) {
+        app_watch **apps = calloc(cfg->n_apps ? cfg->n_apps : 1, sizeof *apps);
+        if (!apps)
+                return -ENOMEM;
+        size_t n = 0;
+        /* Build the new set first so a failure leaves the old one running. */
+        for (size_t i = 0; i < cfg->n_apps; i++) {
+                const app_config *ac = &cfg->apps[i];
+                app_watch *old = NULL;
+                for (size_t j = 0; j < w->n_apps; j++)
+                        if (w->apps[j] && streq(w->apps[j]->name, ac->name) && same_identity(w->apps[j]->cfg, ac)) {
+                                old = w->apps[j];
+                                break;
+                        }
+                if (old) {
+                        apps[n++] = old;
+                        continue;
+                }
+                int r = app_watch_new(w, ac, &apps[n]);
+                if (r < 0) {
+                        for (size_t k = 0; k < n; k++) {
+                                bool kept = false;
+                                for (size_t j = 0; j < w->n_apps; j++)
+                                        kept = kept || w->apps[j] == apps[k];
+                                if (!kept)
+                                        app_watch_free(apps[k]);
+                        }
+                        free(apps);
+                        return r;
+                }
+                apps[n]->cfg = ac;
+                n++;
+        }
+        /* Commit: removed apps stop, kept apps point at their new config. */
+        for (size_t j = 0; j < w->n_apps; j++) {
+                bool kept = false;
+                for (size_t k = 0; k < n; k++)
+                        kept = kept || apps[k] == w->apps[j];
+                if (!kept) {
+                        log_fields f = { .app = w->apps[j]->name };
+                        log_event_send(EV_NONE, LOG_INFO, &f, "no longer watching %s (removed from the config)",
+                                       w->apps[j]->name);
+                        app_watch_free(w->apps[j]);
+                }
+        }
+        size_t old_n = w->n_apps;
+        free(w->apps);
+        w->apps = apps;
+        w->n_apps = n;
+        w->cfg = cfg;
+        w->cloud.cfg = cfg;
+        for (size_t i = 0; i < n; i++) {
+                app_watch *a = apps[i];
+                bool is_new = !a->timer;
+                a->cfg = &cfg->apps[i];
+                /* Rule indexes may have moved: forget the log-once bits. */
+                a->noted_holding = a->noted_skipped = 0;
+                if (is_new)
+                        schedule_poll(a, jitter_usec(USEC_PER_SEC, 0.5));
+        }
+        (void)old_n;
+        watcher_circuit_check(w, now_realtime_ms());
+        return 0;
+}
+
+void watcher_set_alert_lookup(watcher *w, alert_lookup_fn fn, void *userdata) {
+        w->alert_lookup = fn;
+        w->alert_userdata = userdata;
+}
+
+int watcher_poll_now(watcher *w, const char *app) {
+        for (size_t i = 0; i < w->n_apps; i++) {
+                app_watch *a = w->apps[i];
+                if (!streq(a->name, app))
+                        continue;
+                if (a->call || a->action)
+                        a->poll_requested = true;
+                else
+                        schedule_poll(a, 0);
+                return 0;
+        }
+        return -ENOENT;
+}
+
+void watcher_get_counts(const watcher *w, watcher_counts *out) {
+        *out = (watcher_counts){ .apps = w->n_apps, .circuit_open = w->circuit_open };
+        for (size_t i = 0; i < w->n_apps; i++)
+                switch (w->apps[i]->phase) {
+                case APP_IDLE:
+                        out->idle++;
+                        break;
+                case APP_ACTIVE:
+                        out->in_flight++;
+                        break;
+                default:
+                        out->degraded++;
+                        break;
+                }
+}
+
+static double age_seconds(int64_t then_ms, int64_t now_ms) {
+        return then_ms > 0 ? (double)(now_ms - then_ms) / 1000.0 : -1;
+}
+
+cJSON *watcher_status_json(const watcher *w) {
+        int64_t now = now_realtime_ms();
+        cJSON *root = cJSON_CreateObject();
+        if (!root)
+                return NULL;
+        watcher_counts c;
+        watcher_get_counts(w, &c);
+        cJSON_AddNumberToObject(root, "apps_total", (double)c.apps);
+        cJSON_AddNumberToObject(root, "in_flight", (double)c.in_flight);
+        cJSON_AddNumberToObject(root, "degraded", (double)c.degraded);
+        cJSON_AddBoolToObject(root, "circuit_open", c.circuit_open);
+        cJSON_AddNumberToObject(root, "actions_last_hour", (double)watcher_actions_last_hour(w, now));
+        cJSON_AddNumberToObject(root, "max_actions_per_hour", w->cfg->max_actions_per_hour);
+        cJSON *arr = cJSON_AddArrayToObject(root, "apps");
+        for (size_t i = 0; arr && i < w->n_apps; i++) {
+                const app_watch *a = w->apps[i];
+                cJSON *o = cJSON_CreateObject();
+                if (!o)
+                        break;
+                cJSON_AddItemToArray(arr, o);
+                cJSON_AddStringToObject(o, "name", a->name);
+                cJSON_AddStringToObject(o, "platform", platform_name(a->cfg->platform));
+                cJSON_AddStringToObject(o, "app_id", a->cfg->app_id);
+                cJSON_AddStringToObject(o, "state", app_phase_name(a->phase));
+                cJSON_AddBoolToObject(o, "dry_run", app_config_dry_run(w->cfg, a->cfg, w->opt.force_dry_run));
+                if (a->have_co) {
+                        cJSON_AddStringToObject(o, "change_order", a->co.id);
+                        const char *sn = co_status_name(a->co.status);
+                        cJSON_AddStringToObject(o, "status", sn ? sn : "unknown");
+                        cJSON_AddNumberToObject(o, "sub_status", a->co.sub_status);
+                } else {
+                        cJSON_AddNullToObject(o, "change_order");
+                        cJSON_AddNullToObject(o, "status");
+                }
+                cJSON_AddNumberToObject(o, "last_poll_age_seconds", age_seconds(a->last_poll_ms, now));
+                cJSON_AddNumberToObject(o, "last_ok_age_seconds", age_seconds(a->last_poll_ok_ms, now));
+                if (a->error_code)
+                        cJSON_AddStringToObject(o, "error", a->error_code);
+                else
+                        cJSON_AddNullToObject(o, "error");
+                if (a->holding_rule && a->next_fire_ms) {
+                        cJSON *p = cJSON_AddObjectToObject(o, "pending_rule");
+                        if (p) {
+                                cJSON_AddStringToObject(p, "rule", a->holding_rule);
+                                double s = (double)(a->next_fire_ms - now) / 1000.0;
+                                cJSON_AddNumberToObject(p, "fires_in_seconds", s > 0 ? s : 0);
+                        }
+                } else
+                        cJSON_AddNullToObject(o, "pending_rule");
+                if (a->state.n_acts > 0) {
+                        const act_record *last = &a->state.acts[a->state.n_acts - 1];
+                        cJSON *l = cJSON_AddObjectToObject(o, "last_action");
+                        if (l) {
+                                cJSON_AddStringToObject(l, "change_order", last->change_order_id);
+                                cJSON_AddStringToObject(l, "rule", last->rule ? last->rule : "");
+                                cJSON_AddStringToObject(l, "action", rule_action_name(last->action));
+                                cJSON_AddStringToObject(l, "result", act_result_name(last->result));
+                                cJSON_AddNumberToObject(l, "age_seconds", age_seconds(last->intent_ms, now));
+                                if (last->rollback_order_id)
+                                        cJSON_AddStringToObject(l, "rollback_change_order", last->rollback_order_id);
+                        }
+                } else
+                        cJSON_AddNullToObject(o, "last_action");
+        }
+        return root;
+}
+
+static void write_family(FILE *f, const char *name, const char *help, const metric_family *m) {
+        fprintf(f, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+        for (size_t i = 0; i < m->n; i++)
+                fprintf(f, "%s{%s} %" PRIu64 "\n", name, m->items[i].labels, m->items[i].value);
+}
+
+void watcher_write_metrics(const watcher *w, FILE *f) {
+        int64_t now = now_realtime_ms();
+        write_family(f, "rollguard_polls_total", "Poll cycles by result.", &w->polls);
+        write_family(f, "rollguard_api_errors_total", "Failed cloud API calls by error code.", &w->api_errors);
+        write_family(f, "rollguard_decisions_total", "Rules that fired, by app, rule and what the safety gate decided.", &w->decisions);
+        write_family(f, "rollguard_actions_total", "Rollback/abort calls by kind and result.", &w->actions);
+
+        watcher_counts c;
+        watcher_get_counts(w, &c);
+        fprintf(f, "# HELP rollguard_apps Watched apps by state.\n# TYPE rollguard_apps gauge\n");
+        fprintf(f, "rollguard_apps{state=\"idle\"} %zu\n", c.idle);
+        fprintf(f, "rollguard_apps{state=\"in_flight\"} %zu\n", c.in_flight);
+        fprintf(f, "rollguard_apps{state=\"degraded\"} %zu\n", c.degraded);
+        fprintf(f, "# HELP rollguard_circuit_open 1 while the max_actions_per_hour breaker holds rollguard in log-only mode.\n# TYPE rollguard_circuit_open gauge\n");
+        fprintf(f, "rollguard_circuit_open %d\n", c.circuit_open ? 1 : 0);
+        fprintf(f, "# HELP rollguard_last_successful_poll_age_seconds Seconds since the app was last polled successfully (-1: never).\n# TYPE rollguard_last_successful_poll_age_seconds gauge\n");
+        for (size_t i = 0; i < w->n_apps; i++)
+                fprintf(f, "rollguard_last_successful_poll_age_seconds{app=\"%s\"} %.3f\n", w->apps[i]->name,
+                        age_seconds(w->apps[i]->last_poll_ok_ms, now));
+
+        api_stats s;
+        api_client_stats(w->cloud.api, &s);
+        fprintf(f, "# HELP rollguard_api_calls_total Cloud API requests sent.\n# TYPE rollguard_api_calls_total counter\n");
+        fprintf(f, "rollguard_api_calls_total %" PRIu64 "\n", s.calls_sent);
+        fprintf(f, "# HELP rollguard_rate_limit_waits_total Calls that had to wait for the account rate limit.\n# TYPE rollguard_rate_limit_waits_total counter\n");
+        fprintf(f, "rollguard_rate_limit_waits_total %" PRIu64 "\n", s.rate_limit_waits);
+        fprintf(f, "# HELP rollguard_api_queue Calls waiting to be sent.\n# TYPE rollguard_api_queue gauge\n");
+        fprintf(f, "rollguard_api_queue %zu\n", s.queued);
+}

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/* Internal to watcher.c and actions.c: the runtime record of one watched app
+ * and of the watcher. Nothing else includes this. */
+#pragma once
+
+#include <systemd/sd-event.h>
+
+#include "cloud.h"
+#include "state.h"
+#include "watcher.h"
+
+typedef enum app_phase {
+        APP_IDLE,     /* no release in flight */
+        APP_ACTIVE,   /* a release in flight: polled at active_poll_interval */
+        APP_DEGRADED, /* a permanent API error: polled slowly, logged once */
+        _APP_PHASE_MAX,
+} app_phase;
+
+const char *app_phase_name(app_phase p);
+
+typedef struct action_run action_run;
+
+typedef struct app_watch {
+        watcher *w;
+        const app_config *cfg;       /* into w->cfg, refreshed on reload */
+        char *name;
+        app_phase phase;
+        bool removed;                /* dropped by a reload, freed when idle */
+
+        sd_event_source *timer;
+        api_call *call;              /* the poll's call in flight, if any */
+        bool poll_requested;         /* an alert asked for a poll mid-cycle */
+        unsigned transient_failures; /* consecutive, drives the backoff */
+        char *error_code;            /* last API error code, "" when none */
+
+        change_order co;             /* latest snapshot of the order in flight */
+        bool have_co;
+        uint64_t progress_hash;
+        int64_t last_change_ms;      /* when the snapshot last changed (0 = not seen) */
+        int64_t next_fire_ms;        /* earliest HOLDING rule's fire time, 0 none */
+        char *holding_rule;          /* its name, for status */
+
+        int64_t last_poll_ms;        /* wall clock */
+        int64_t last_poll_ok_ms;
+
+        app_state state;             /* durable record */
+
+        /* Log-once bookkeeping, reset when the order in flight changes. */
+        char *noted_co;
+        uint64_t noted_holding;      /* bit per rule index */
+        uint64_t noted_skipped;
+
+        action_run *action;          /* an action sequence under way */
+        bool once_counted;
+} app_watch;
+
+typedef struct metric_counter {
+        char *labels;                /* preformatted `key="v",key2="v"` */
+        uint64_t value;
+} metric_counter;
+
+typedef struct metric_family {
+        metric_counter *items;
+        size_t n;
+} metric_family;
+
+struct watcher {
+        sd_event *event;
+        cloud_ctx cloud;
+        const config *cfg;
+        watcher_options opt;
+        char *state_dir;
+
+        app_watch **apps;
+        size_t n_apps;
+
+        alert_lookup_fn alert_lookup;
+        void *alert_userdata;
+
+        bool circuit_open;
+        size_t once_pending;
+        int once_failures;
+
+        metric_family polls;         /* result */
+        metric_family api_errors;    /* code */
+        metric_family decisions;     /* app, rule, result */
+        metric_family actions;       /* kind, result */
+};
+
+/* metrics helpers shared by watcher.c and actions.c */
+void metric_inc(metric_family *f, const char *labels);
+
+/* Sum of actions over all apps in the last hour (the circuit breaker). */
+size_t watcher_actions_last_hour(const watcher *w, int64_t now_ms);
+/* Re-checks the breaker; logs the transitions. Returns true when open. */
+bool watcher_circuit_check(watcher *w, int64_t now_ms);
+/* After an action sequence ends: schedule the app's next poll. */
+void watcher_action_finished(app_watch *a);

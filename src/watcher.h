@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/* Per-app state machine and adaptive polling schedule (SPEC 6 Polling).
+ * Owns one app_watch per configured app; drives cloud calls, evaluates the
+ * rules and hands fired rules to actions. Knows no HTTP details. */
+#pragma once
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <systemd/sd-event.h>
+
+#include "api.h"
+#include "config.h"
+#include "rules.h"
+
+typedef struct watcher watcher;
+
+/* Where the watcher learns which alerts fire for an app (alerts.c). */
+typedef size_t (*alert_lookup_fn)(void *userdata, const char *app, int64_t now_ms,
+                                  const firing_alert **ret);
+
+typedef struct watcher_options {
+        bool force_dry_run;  /* --dry-run */
+        bool once;           /* poll every app once, then call once_done */
+        const char *state_dir;
+        void (*once_done)(void *userdata, int failures);
+        void *userdata;
+} watcher_options;
+
+/* cfg must outlive the watcher or be replaced with watcher_reconfigure. */
+int watcher_new(sd_event *e, api_client *api, const config *cfg, const watcher_options *opt,
+                watcher **ret);
+watcher *watcher_free(watcher *w);
+
+/* Loads each app's state record and schedules the first polls, spread over a
+ * short start-up window so a thousand apps do not poll in the same instant. */
+int watcher_start(watcher *w);
+
+/* Switch to a new config (SIGHUP). Apps are matched by name: kept apps keep
+ * their state, schedule and any action in flight; new apps start; removed
+ * apps stop (an action already sent is still recorded). */
+int watcher_reconfigure(watcher *w, const config *cfg);
+
+void watcher_set_alert_lookup(watcher *w, alert_lookup_fn fn, void *userdata);
+/* An alert for this app changed: poll it now (returns -ENOENT for unknown apps). */
+int watcher_poll_now(watcher *w, const char *app);
+
+typedef struct watcher_counts {
+        size_t apps, idle, in_flight, degraded;
+        bool circuit_open;
+} watcher_counts;
+void watcher_get_counts(const watcher *w, watcher_counts *out);
+
+/* GET /status body (the `rollguard status` table reads it). */
+cJSON *watcher_status_json(const watcher *w);
+/* Prometheus text for GET /metrics: everything the watcher counts. */
+void watcher_write_metrics(const watcher *w, FILE *f);
