@@ -1,1 +1,812 @@
-/* SPDX-License-Identifier: MIT */ /* being written */
+/* SPDX-License-Identifier: MIT */
+#include "api.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "credentials.h"
+#include "json.h"
+#include "ratelimit.h"
+#include "util.h"
+
+/* The limiter stamps a call when we hand it to curl, but the server counts it
+ * when it arrives. Arrival = send + latency, and latency differs per request
+ * (a fresh TCP+TLS handshake vs. a reused connection, queueing, a
+ * retransmit). If an early call is slow to arrive and the call `rate_limit`
+ * places later is quick, the server can see both inside one window although
+ * we sent them a full window apart. Spacing our window by the latency spread
+ * we expect keeps the server's view within the promise of SPEC 4. */
+#define API_RATE_WINDOW_MARGIN_USEC (250 * USEC_PER_MSEC)
+#define API_DEFAULT_WINDOW_USEC USEC_PER_MIN
+
+struct api_call {
+        api_client *client;
+        api_priority prio;
+        api_call *prev, *next; /* in a priority queue, or in the in-flight list */
+        bool waited;           /* counted once in rate_limit_waits */
+        bool completing;       /* its callback runs: no longer cancellable */
+
+        char *origin;          /* "scheme://authority", what the URL starts with */
+        char *host;            /* authority exactly as in base_url */
+        char *path;            /* raw: base_url's path + request path */
+        char *method;
+        char *action;
+        char *version;
+        char *query_name[API_MAX_QUERY];
+        char *query_value[API_MAX_QUERY];
+        size_t n_query;
+
+        api_done_fn done;
+        void *userdata;
+        http_call *http;       /* non-NULL while in flight */
+};
+
+typedef struct call_list {
+        api_call *head, *tail;
+} call_list;
+
+struct api_client {
+        sd_event *event;
+        http_client *http;
+        cred_provider *creds;
+        api_client_options opt;
+        ratelimit limiter;
+
+        call_list queue[_API_PRIO_MAX];
+        call_list in_flight;
+        size_t n_queued;
+        size_t n_unwaited;     /* queued calls not yet counted as waiting */
+        size_t n_in_flight;
+
+        sd_event_source *dispatch_source;
+        sd_event_source *rate_timer;
+
+        uint64_t calls_sent;
+        uint64_t rate_limit_waits;
+
+        /* > 0 while user callbacks run: api_client_free() then cancels
+         * everything and leaves the final free to the outermost frame. */
+        unsigned busy;
+        bool free_pending;
+};
+
+const char *api_outcome_name(api_outcome o) {
+        switch (o) {
+        case API_OK:
+                return "ok";
+        case API_TRANSIENT:
+                return "transient";
+        case API_THROTTLED:
+                return "throttled";
+        case API_PERMANENT:
+                return "permanent";
+        case API_NOT_RUNNING:
+                return "not-running";
+        }
+        return "unknown";
+}
+
+/* ---- classification (pure) ---- */
+
+/* Copies at most dstsz-1 bytes for log lines: control characters become
+ * spaces (a hostile body must not forge log lines) and a cut never splits a
+ * UTF-8 sequence. */
+static void copy_text(char *dst, size_t dstsz, const char *src, size_t srclen) {
+        size_t n = srclen < dstsz - 1 ? srclen : dstsz - 1;
+        if (n < srclen)
+                while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
+                        n--;
+        for (size_t i = 0; i < n; i++) {
+                unsigned char ch = (unsigned char)src[i];
+                dst[i] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
+        }
+        dst[n] = 0;
+}
+
+static void set_text(char *dst, size_t dstsz, const char *src) {
+        copy_text(dst, dstsz, src, strlen(src));
+}
+
+/* Reads a string-or-number field; absent, null, "" and unreadable types all
+ * count as absent: a field of the wrong type must not fail the whole answer. */
+static bool read_field(const cJSON *obj, const char *name, char *dst, size_t dstsz) {
+        _cleanup_free_ char *s = NULL;
+        if (json_get_string(obj, name, &s) <= 0 || !s || !*s)
+                return false;
+        set_text(dst, dstsz, s);
+        return true;
+}
+
+static bool starts_with(const char *s, const char *prefix) {
+        return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+        size_t l = strlen(s), n = strlen(suffix);
+        return l >= n && streq(s + l - n, suffix);
+}
+
+static bool code_means_success(const char *code) {
+        if (streq(code, "200") || !strcasecmp(code, "OK") || !strcasecmp(code, "Success"))
+                return true;
+        /* numeric 2xx, e.g. Code: 204 */
+        return strlen(code) == 3 && code[0] == '2' && code[1] >= '0' && code[1] <= '9' &&
+               code[2] >= '0' && code[2] <= '9';
+}
+
+/* Outcome for an error code we know by name; false when unknown. */
+static bool classify_code(const char *code, api_outcome *ret) {
+        static const char *const transient_prefix[] = {
+                "System.Upgrading",
+                "ServiceUnavailable",
+                "InternalError",
+        };
+        static const char *const permanent_exact[] = {
+                "Resouce.no.permission", /* sic, as the API spells it */
+                "Resource.no.permission",
+                "SignatureDoesNotMatch",
+                "IncompleteSignature",
+        };
+        static const char *const permanent_prefix[] = {
+                "Forbidden",
+                "NoPermission",
+                "InvalidAccessKeyId",
+                "InvalidParameter",
+                "MissingParameter",
+        };
+
+        if (starts_with(code, "Throttling")) {
+                *ret = API_THROTTLED;
+                return true;
+        }
+        if (streq(code, "Application.ChangerOrder.Not.Running")) {
+                *ret = API_NOT_RUNNING;
+                return true;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(transient_prefix); i++)
+                if (starts_with(code, transient_prefix[i])) {
+                        *ret = API_TRANSIENT;
+                        return true;
+                }
+        for (size_t i = 0; i < ELEMENTSOF(permanent_exact); i++)
+                if (streq(code, permanent_exact[i])) {
+                        *ret = API_PERMANENT;
+                        return true;
+                }
+        for (size_t i = 0; i < ELEMENTSOF(permanent_prefix); i++)
+                if (starts_with(code, permanent_prefix[i])) {
+                        *ret = API_PERMANENT;
+                        return true;
+                }
+        if (ends_with(code, ".NotFound")) {
+                *ret = API_PERMANENT;
+                return true;
+        }
+        return false;
+}
+
+static api_outcome classify_status(long status) {
+        if (status == 429)
+                return API_THROTTLED;
+        if (status >= 500 && status <= 599)
+                return API_TRANSIENT;
+        /* 404 and every other 4xx, and 3xx (we never follow redirects) */
+        return API_PERMANENT;
+}
+
+static bool is_2xx(long status) {
+        return status >= 200 && status <= 299;
+}
+
+static bool looks_like_html(const char *body, size_t len) {
+        size_t i = 0;
+        while (i < len && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n'))
+                i++;
+        return i < len && body[i] == '<';
+}
+
+static bool only_whitespace(const char *p, const char *end) {
+        for (; p < end; p++)
+                if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
+                        return false;
+        return true;
+}
+
+/* Status 0 means no HTTP answer came: then body (if any) is the transport
+ * error text from http.c ("timeout after 10s", curl's message). */
+void api_classify(long http_status, const char *body, size_t body_len, api_result *out,
+                  cJSON **ret_json) {
+        *out = (api_result){ .http_status = http_status };
+        if (ret_json)
+                *ret_json = NULL;
+        if (!body)
+                body_len = 0;
+
+        if (http_status <= 0) {
+                out->outcome = API_TRANSIENT;
+                out->http_status = 0;
+                if (body_len > 0)
+                        copy_text(out->message, sizeof out->message, body, body_len);
+                else
+                        set_text(out->message, sizeof out->message, "no response");
+                return;
+        }
+        /* The server answered, so it got the request. */
+        out->maybe_delivered = true;
+
+        cJSON *json = NULL;
+        size_t error_at = 0;
+        bool trailing_junk = false;
+        if (body_len > 0) {
+                const char *end = NULL;
+                json = cJSON_ParseWithLengthOpts(body, body_len, &end, false);
+                if (!json) {
+                        const char *at = end ? end : cJSON_GetErrorPtr();
+                        if (at && at >= body && at <= body + body_len)
+                                error_at = (size_t)(at - body);
+                } else if (end && !only_whitespace(end, body + body_len)) {
+                        trailing_junk = true;
+                        error_at = (size_t)(end - body);
+                        cJSON_Delete(json);
+                        json = NULL;
+                }
+        }
+        const cJSON *obj = cJSON_IsObject(json) ? json : NULL;
+
+        bool have_code = false, have_message = false;
+        bool success = true;
+        int have_success = 0;
+        if (obj) {
+                have_code = read_field(obj, "Code", out->code, sizeof out->code) ||
+                            read_field(obj, "ErrorCode", out->code, sizeof out->code);
+                have_message = read_field(obj, "Message", out->message, sizeof out->message) ||
+                               read_field(obj, "ErrorMessage", out->message, sizeof out->message);
+                (void)read_field(obj, "RequestId", out->request_id, sizeof out->request_id);
+                have_success = json_get_bool(obj, "Success", &success);
+        }
+        bool code_is_success = have_code && code_means_success(out->code);
+
+        if (!obj) {
+                /* No JSON object to read: the status alone decides, except that a
+                 * 2xx we cannot read is not success either (try again later). */
+                const char *what;
+                char buf[64];
+                if (body_len == 0)
+                        what = "empty body";
+                else if (looks_like_html(body, body_len))
+                        what = "HTML error page";
+                else if (json)
+                        what = "response is not a JSON object";
+                else {
+                        snprintf(buf, sizeof buf, "%s JSON at byte %zu",
+                                 trailing_junk ? "trailing data after" : "malformed", error_at);
+                        what = buf;
+                }
+                out->outcome = is_2xx(http_status) ? API_TRANSIENT : classify_status(http_status);
+                snprintf(out->message, sizeof out->message, "HTTP %ld: %s", http_status, what);
+        } else if (is_2xx(http_status)) {
+                bool failed = (have_success == 1 && !success) ||
+                              (have_code && !code_is_success && !(have_success == 1 && success));
+                if (!failed)
+                        out->outcome = API_OK;
+                else if (!have_code || code_is_success || !classify_code(out->code, &out->outcome))
+                        /* The server said no without saying why: asking again
+                         * will get the same answer. */
+                        out->outcome = API_PERMANENT;
+                if (failed && !have_message)
+                        snprintf(out->message, sizeof out->message,
+                                 "HTTP %ld: request failed (Success: false)", http_status);
+        } else {
+                if (!have_code || code_is_success || !classify_code(out->code, &out->outcome))
+                        out->outcome = classify_status(http_status);
+                if (!have_message)
+                        snprintf(out->message, sizeof out->message, "HTTP %ld", http_status);
+        }
+        /* a success code on an error status says nothing: do not report it */
+        if (code_is_success && out->outcome != API_OK)
+                out->code[0] = 0;
+
+        if (ret_json)
+                *ret_json = json;
+        else
+                cJSON_Delete(json);
+}
+
+/* ---- queue helpers ---- */
+
+static void list_append(call_list *l, api_call *call) {
+        call->next = NULL;
+        call->prev = l->tail;
+        if (l->tail)
+                l->tail->next = call;
+        else
+                l->head = call;
+        l->tail = call;
+}
+
+static void list_remove(call_list *l, api_call *call) {
+        if (call->prev)
+                call->prev->next = call->next;
+        else
+                l->head = call->next;
+        if (call->next)
+                call->next->prev = call->prev;
+        else
+                l->tail = call->prev;
+        call->prev = call->next = NULL;
+}
+
+static void call_free(api_call *call) {
+        if (!call)
+                return;
+        free(call->origin);
+        free(call->host);
+        free(call->path);
+        free(call->method);
+        free(call->action);
+        free(call->version);
+        for (size_t i = 0; i < call->n_query; i++) {
+                free(call->query_name[i]);
+                free(call->query_value[i]);
+        }
+        free(call);
+}
+
+static void queue_remove(api_client *c, api_call *call) {
+        list_remove(&c->queue[call->prio], call);
+        c->n_queued--;
+        if (!call->waited)
+                c->n_unwaited--;
+}
+
+static api_call *queue_peek(const api_client *c) {
+        for (size_t p = 0; p < _API_PRIO_MAX; p++)
+                if (c->queue[p].head)
+                        return c->queue[p].head;
+        return NULL;
+}
+
+/* Detaches a call from wherever it is, without any callback. */
+static void call_detach(api_client *c, api_call *call) {
+        if (call->http) {
+                http_call_cancel(call->http);
+                call->http = NULL;
+                list_remove(&c->in_flight, call);
+                c->n_in_flight--;
+        } else
+                queue_remove(c, call);
+}
+
+static void cancel_all(api_client *c) {
+        for (size_t p = 0; p < _API_PRIO_MAX; p++)
+                while (c->queue[p].head) {
+                        api_call *call = c->queue[p].head;
+                        call_detach(c, call);
+                        call_free(call);
+                }
+        while (c->in_flight.head) {
+                api_call *call = c->in_flight.head;
+                call_detach(c, call);
+                call_free(call);
+        }
+}
+
+/* ---- lifetime ---- */
+
+static void client_destroy(api_client *c) {
+        cancel_all(c);
+        if (c->creds)
+                cred_provider_on_change(c->creds, NULL, NULL);
+        sd_event_source_disable_unref(c->dispatch_source);
+        sd_event_source_disable_unref(c->rate_timer);
+        ratelimit_done(&c->limiter);
+        sd_event_unref(c->event);
+        free(c);
+}
+
+/* After user callbacks: true when the client is gone and must not be touched. */
+static bool finish_pending_free(api_client *c) {
+        if (c->busy > 0 || !c->free_pending)
+                return false;
+        client_destroy(c);
+        return true;
+}
+
+api_client *api_client_free(api_client *c) {
+        if (!c)
+                return NULL;
+        if (c->busy > 0) {
+                cancel_all(c);
+                c->free_pending = true;
+                return NULL;
+        }
+        client_destroy(c);
+        return NULL;
+}
+
+/* ---- sending ---- */
+
+static void schedule_dispatch(api_client *c) {
+        (void)sd_event_source_set_enabled(c->dispatch_source, SD_EVENT_ONESHOT);
+}
+
+/* Each path segment percent-encoded, the "/" kept: the URI the signature covers. */
+static char *encode_path(const char *path) {
+        size_t cap = strlen(path) * 3 + 2, off = 0;
+        char *out = malloc(cap);
+        if (!out)
+                return NULL;
+        const char *p = path;
+        while (*p) {
+                if (*p == '/') {
+                        out[off++] = '/';
+                        p++;
+                        continue;
+                }
+                size_t n = strcspn(p, "/");
+                char *seg = strndup(p, n);
+                char *enc = seg ? acs_percent_encode(seg) : NULL;
+                free(seg);
+                if (!enc) {
+                        free(out);
+                        return NULL;
+                }
+                size_t l = strlen(enc);
+                memcpy(out + off, enc, l);
+                off += l;
+                free(enc);
+                p += n;
+        }
+        if (off == 0)
+                out[off++] = '/';
+        out[off] = 0;
+        return out;
+}
+
+static void on_http_done(const http_response *resp, void *userdata);
+
+static int send_call(api_client *c, api_call *call, const credentials *cr, uint64_t now) {
+        char date[21], nonce[33];
+        int r;
+
+        acs_format_date((long long)(now_realtime_ms() / 1000), date);
+        r = acs_make_nonce(nonce);
+        if (r < 0)
+                return r;
+
+        query_param query[API_MAX_QUERY];
+        for (size_t i = 0; i < call->n_query; i++)
+                query[i] = (query_param){ call->query_name[i], call->query_value[i] };
+
+        sign_input in = {
+                .method = call->method,
+                .host = call->host,
+                .path = call->path,
+                .query = query,
+                .n_query = call->n_query,
+                .action = call->action,
+                .version = call->version,
+                .date = date,
+                .nonce = nonce,
+                .security_token = cr->security_token,
+        };
+        sign_output out = {};
+        r = sign_request(&in, cr->access_key_id, cr->access_key_secret, &out);
+        if (r < 0)
+                return r;
+
+        _cleanup_free_ char *path = encode_path(call->path);
+        _cleanup_free_ char *url = NULL;
+        if (path)
+                url = strdup_printf("%s%s%s%s", call->origin, path,
+                                    out.canonical_query && *out.canonical_query ? "?" : "",
+                                    out.canonical_query ? out.canonical_query : "");
+        if (!url) {
+                sign_output_done(&out);
+                return -ENOMEM;
+        }
+
+        http_request hr = {
+                .method = call->method,
+                .url = url,
+                .headers = (const char *const *)out.headers,
+                .n_headers = out.n_headers,
+                .timeout_usec = c->opt.timeout_usec,
+        };
+        r = http_submit(c->http, &hr, on_http_done, call, &call->http);
+        sign_output_done(&out); /* http copied the headers */
+        if (r < 0) {
+                call->http = NULL;
+                return r;
+        }
+
+        ratelimit_record(&c->limiter, now);
+        c->calls_sent++;
+        list_append(&c->in_flight, call);
+        c->n_in_flight++;
+        return 0;
+}
+
+/* Runs a user callback with the client marked busy. Returns true when the
+ * callback freed the client. */
+static bool deliver(api_client *c, api_call *call, const api_result *res) {
+        call->completing = true;
+        c->busy++;
+        call->done(res, call->userdata);
+        c->busy--;
+        call_free(call);
+        return finish_pending_free(c);
+}
+
+static bool fail_unsent(api_client *c, api_call *call, int error) {
+        api_result res = {
+                .outcome = API_TRANSIENT,
+                .maybe_delivered = false,
+        };
+        snprintf(res.message, sizeof res.message, "could not send request: %s",
+                 strerror(error > 0 ? error : -error));
+        return deliver(c, call, &res);
+}
+
+static int on_rate_timer(sd_event_source *s, uint64_t usec, void *userdata);
+
+static int arm_rate_timer(api_client *c, uint64_t when) {
+        int r;
+        if (c->rate_timer) {
+                r = sd_event_source_set_time(c->rate_timer, when);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(c->rate_timer, SD_EVENT_ONESHOT);
+                return r;
+        }
+        /* accuracy 1us: the default 250ms slack would waste budget */
+        r = sd_event_add_time(c->event, &c->rate_timer, CLOCK_MONOTONIC, when, 1, on_rate_timer, c);
+        if (r >= 0)
+                (void)sd_event_source_set_description(c->rate_timer, "api-rate-limit");
+        return r;
+}
+
+static void count_waits(api_client *c) {
+        if (c->n_unwaited == 0)
+                return;
+        for (size_t p = 0; p < _API_PRIO_MAX; p++)
+                for (api_call *call = c->queue[p].head; call; call = call->next)
+                        if (!call->waited) {
+                                call->waited = true;
+                                c->rate_limit_waits++;
+                        }
+        c->n_unwaited = 0;
+}
+
+/* Sends queued calls, highest priority first, while the window and the
+ * credentials allow. Returns true when a callback freed the client. */
+static bool dispatch(api_client *c) {
+        for (;;) {
+                api_call *call = queue_peek(c);
+                if (!call) {
+                        if (c->rate_timer)
+                                (void)sd_event_source_set_enabled(c->rate_timer, SD_EVENT_OFF);
+                        return false;
+                }
+                /* No credentials yet (RAM role still fetching): wait for on_change. */
+                const credentials *cr = cred_provider_get(c->creds);
+                if (!cr)
+                        return false;
+
+                uint64_t now = now_monotonic_usec();
+                uint64_t next = ratelimit_next_allowed(&c->limiter, now);
+                if (next > now) {
+                        count_waits(c);
+                        if (arm_rate_timer(c, next) < 0)
+                                /* cannot wait on the loop: retry on the next event */
+                                schedule_dispatch(c);
+                        return false;
+                }
+
+                queue_remove(c, call);
+                int r = send_call(c, call, cr, now);
+                if (r < 0 && fail_unsent(c, call, r))
+                        return true;
+        }
+}
+
+static int on_dispatch(sd_event_source *s, void *userdata) {
+        (void)dispatch(userdata);
+        return 0;
+}
+
+static int on_rate_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        (void)dispatch(userdata);
+        return 0;
+}
+
+static void on_creds_changed(void *userdata) {
+        schedule_dispatch(userdata);
+}
+
+static void on_http_done(const http_response *resp, void *userdata) {
+        api_call *call = userdata;
+        api_client *c = call->client;
+        api_result res;
+        cJSON *json = NULL;
+
+        call->http = NULL;
+        list_remove(&c->in_flight, call);
+        c->n_in_flight--;
+
+        if (resp->transport_error || resp->status == 0) {
+                const char *e = resp->error ? resp->error : "no response";
+                api_classify(0, e, strlen(e), &res, NULL);
+        } else
+                api_classify(resp->status, resp->body, resp->body_len, &res, &json);
+        res.maybe_delivered = resp->maybe_delivered;
+        res.json = json;
+
+        bool gone = deliver(c, call, &res);
+        cJSON_Delete(json);
+        if (!gone)
+                schedule_dispatch(c);
+}
+
+/* ---- public ---- */
+
+static int normalize_options(const api_client_options *opt, api_client_options *ret) {
+        *ret = opt ? *opt : (api_client_options){ .rate_limit = 60 };
+        if (ret->rate_window_usec == 0)
+                ret->rate_window_usec = API_DEFAULT_WINDOW_USEC;
+        if (ret->rate_window_usec > UINT64_MAX - API_RATE_WINDOW_MARGIN_USEC)
+                return -ERANGE;
+        return 0;
+}
+
+static int limiter_for(const api_client_options *opt, ratelimit *ret) {
+        return ratelimit_init(ret, opt->rate_limit,
+                              opt->rate_window_usec + API_RATE_WINDOW_MARGIN_USEC);
+}
+
+int api_client_new(sd_event *e, http_client *h, cred_provider *creds,
+                   const api_client_options *opt, api_client **ret) {
+        int r;
+        if (!e || !h || !creds || !ret)
+                return -EINVAL;
+
+        api_client *c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        c->event = sd_event_ref(e);
+        c->http = h;
+        r = normalize_options(opt, &c->opt);
+        if (r >= 0)
+                r = limiter_for(&c->opt, &c->limiter);
+        if (r >= 0)
+                r = sd_event_add_defer(e, &c->dispatch_source, on_dispatch, c);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(c->dispatch_source, SD_EVENT_OFF);
+        if (r < 0) {
+                client_destroy(c);
+                return r;
+        }
+        (void)sd_event_source_set_description(c->dispatch_source, "api-dispatch");
+        c->creds = creds;
+        cred_provider_on_change(creds, on_creds_changed, c);
+        *ret = c;
+        return 0;
+}
+
+int api_client_reconfigure(api_client *c, const api_client_options *opt) {
+        api_client_options o;
+        ratelimit fresh;
+        int r;
+
+        r = normalize_options(opt, &o);
+        if (r < 0)
+                return r;
+        r = limiter_for(&o, &fresh);
+        if (r < 0)
+                return r;
+        /* carry the newest stamps over: a reload must not reset the window */
+        const ratelimit *old = &c->limiter;
+        size_t keep = old->count;
+        if (fresh.limit > 0 && keep > fresh.limit)
+                keep = fresh.limit;
+        for (size_t i = old->count - keep; i < old->count && old->limit > 0; i++)
+                ratelimit_record(&fresh, old->stamps[(old->head + i) % old->limit]);
+
+        ratelimit_done(&c->limiter);
+        c->limiter = fresh;
+        c->opt = o;
+        schedule_dispatch(c);
+        return 0;
+}
+
+static int copy_request(api_call *call, const char *base_url, const api_request *req) {
+        const char *sep = strstr(base_url, "://");
+        if (!sep)
+                return -EINVAL;
+        size_t scheme_len = (size_t)(sep - base_url);
+        if (!((scheme_len == 4 && !strncasecmp(base_url, "http", 4)) ||
+              (scheme_len == 5 && !strncasecmp(base_url, "https", 5))))
+                return -EINVAL;
+        const char *authority = sep + 3;
+        size_t auth_len = strcspn(authority, "/?#");
+        if (auth_len == 0 || authority[auth_len] == '?' || authority[auth_len] == '#')
+                return -EINVAL;
+        /* base path without trailing slashes, the request path appended */
+        const char *base_path = authority + auth_len;
+        size_t base_path_len = strlen(base_path);
+        if (strpbrk(base_path, "?#"))
+                return -EINVAL;
+        while (base_path_len > 0 && base_path[base_path_len - 1] == '/')
+                base_path_len--;
+
+        call->origin = strndup(base_url, (size_t)(authority - base_url) + auth_len);
+        call->host = strndup(authority, auth_len);
+        call->path = strdup_printf("%.*s%s", (int)base_path_len, base_path, req->path);
+        call->method = strdup(req->method);
+        call->action = strdup(req->action);
+        call->version = strdup(req->version);
+        if (!call->origin || !call->host || !call->path || !call->method || !call->action ||
+            !call->version)
+                return -ENOMEM;
+        for (size_t i = 0; i < req->n_query; i++) {
+                if (!req->query[i].name)
+                        return -EINVAL;
+                call->query_name[i] = strdup(req->query[i].name);
+                call->query_value[i] = strdup(req->query[i].value ? req->query[i].value : "");
+                call->n_query = i + 1;
+                if (!call->query_name[i] || !call->query_value[i])
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+int api_submit(api_client *c, const char *base_url, const api_request *req, api_priority prio,
+               api_done_fn done, void *userdata, api_call **ret_call) {
+        if (!c || !base_url || !req || !done || !req->method || !req->path || !req->action ||
+            !req->version || req->path[0] != '/' || req->n_query > API_MAX_QUERY ||
+            (unsigned)prio >= _API_PRIO_MAX)
+                return -EINVAL;
+        if (c->free_pending)
+                return -ESHUTDOWN;
+
+        api_call *call = calloc(1, sizeof *call);
+        if (!call)
+                return -ENOMEM;
+        int r = copy_request(call, base_url, req);
+        if (r < 0) {
+                call_free(call);
+                return r;
+        }
+        call->client = c;
+        call->prio = prio;
+        call->done = done;
+        call->userdata = userdata;
+
+        list_append(&c->queue[prio], call);
+        c->n_queued++;
+        c->n_unwaited++;
+        /* Deferred, so that everything submitted in one loop iteration is
+         * ordered by priority before anything leaves. */
+        schedule_dispatch(c);
+
+        if (ret_call)
+                *ret_call = call;
+        return 0;
+}
+
+void api_call_cancel(api_call *call) {
+        if (!call || call->completing)
+                return;
+        call_detach(call->client, call);
+        call_free(call);
+}
+
+void api_client_stats(const api_client *c, api_stats *out) {
+        *out = (api_stats){
+                .calls_sent = c->calls_sent,
+                .rate_limit_waits = c->rate_limit_waits,
+                .queued = c->n_queued,
+                .in_flight = c->n_in_flight,
+        };
+}
