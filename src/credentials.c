@@ -37,7 +37,7 @@ const char *cred_source_name(cred_source s) {
         case CRED_SOURCE_NONE:
                 return "none";
         case CRED_SOURCE_ENV:
-                return "env";
+                return "environment";
         case CRED_SOURCE_FILE:
                 return "file";
         case CRED_SOURCE_SYSTEMD:
@@ -529,7 +529,7 @@ int credentials_resolve_static(const config *c, env_lookup_fn env, credentials *
                         credentials_done(&cr);
                         return -ENOMEM;
                 }
-                int r = set_detail(&cr, CRED_SOURCE_ENV, strdup("environment"));
+                int r = set_detail(&cr, CRED_SOURCE_ENV, strdup("ALIBABA_CLOUD_ACCESS_KEY_ID and _SECRET"));
                 if (r < 0)
                         return r;
                 *out = cr;

@@ -167,7 +167,7 @@ static void print_rule(const rule *r) {
                 sep = ", ";
         }
         for (size_t i = 0; i < r->n_alert; i++) {
-                printf("%s%s %s=%s", sep, i == 0 ? "alert" : "", r->alert[i].name, r->alert[i].value);
+                printf("%s%s%s=%s", sep, i == 0 ? "alert " : "", r->alert[i].name, r->alert[i].value);
                 sep = ", ";
         }
         if (r->n_co_types) {
@@ -207,8 +207,9 @@ static int cmd_check(const cli *c) {
         int r = credentials_resolve_static(cfg, env_lookup, &creds, &err, &warn);
         const char *role = credentials_ecs_role_requested(cfg, env_lookup);
         if (r >= 0)
-                printf("  credentials: %s (%s)%s\n", cred_source_name(creds.source), strna(creds.source_detail),
-                       creds.security_token ? ", STS token" : "");
+                printf("  credentials: %s%s%s%s%s\n", cred_source_name(creds.source),
+                       creds.source_detail ? " (" : "", creds.source_detail ? creds.source_detail : "",
+                       creds.source_detail ? ")" : "", creds.security_token ? ", STS token" : "");
         else if (r == -ENOENT && role)
                 printf("  credentials: ECS RAM role %s (fetched from the metadata service at start)\n", role);
         else {
