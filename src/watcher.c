@@ -295,11 +295,14 @@ static void evaluate(app_watch *a) {
                 int k = actions_fire(a, i, &in);
                 if (k > 0)
                         return; /* the sequence calls watcher_action_finished */
-                if (k < 0) {
+                if (k < 0)
                         log_event_send(EV_NONE, LOG_ERR, &f, "cannot start the action: %s", strerror(-k));
-                }
-                if (state_find_act(&a->state, a->co.id))
-                        break; /* acted (or tried) on this order: no other rule may act */
+                /* A `log` rule leaves the decision to the rules after it. Any
+                 * other gate refusal (dry-run, SupportRollback, cooldown,
+                 * breaker, already acted) is about the order, not the rule:
+                 * the next rule would be refused for the same reason. */
+                if (r->action != ACTION_LOG)
+                        break;
         }
         if (pending_changed)
                 save_state(a);
