@@ -854,7 +854,8 @@ static enum MHD_Result first_call(alerts_server *s, struct MHD_Connection *c, co
                 char *end = NULL;
                 errno = 0;
                 unsigned long long v = strtoull(cl, &end, 10);
-                /* MHD has already refused a Content-Length it cannot read. */
+                /* MHD answers a malformed Content-Length itself; an unreadable
+                 * one here counts as "too much to drain". */
                 have_declared = errno == 0 && end != cl && *end == '\0';
                 declared = have_declared ? (uint64_t)v : UINT64_MAX;
         }
@@ -1084,12 +1085,13 @@ static int listener_new(alerts_server *s, const char *listen, listener **ret, ch
         s->start_log[0] = '\0';
         l->mhd = MHD_start_daemon(
                 MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0), want_port, NULL, NULL, on_request, s,
+                /* the logger must come first, or MHD prints early errors itself */
+                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
                 MHD_OPTION_SOCK_ADDR, &addr.sa,
                 MHD_OPTION_CONNECTION_TIMEOUT, ALERTS_CONNECTION_TIMEOUT_SEC,
                 MHD_OPTION_CONNECTION_LIMIT, ALERTS_CONNECTION_LIMIT,
                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)ALERTS_CONNECTION_MEMORY,
                 MHD_OPTION_NOTIFY_COMPLETED, on_request_completed, s,
-                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
                 MHD_OPTION_END);
         s->capture_log = false;
         if (!l->mhd) {

@@ -295,11 +295,10 @@ static int parse_alert(const cJSON *a, size_t idx, webhook_alert *out, parse_err
         return 0;
 }
 
-static bool only_space(const char *p, const char *end) {
-        for (; p < end; p++)
-                if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
-                        return false;
-        return true;
+static const char *skip_space(const char *p, const char *end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+                p++;
+        return p;
 }
 
 static int parse_root(const char *body, size_t len, webhook_batch *out, parse_error *e) {
@@ -308,8 +307,12 @@ static int parse_root(const char *body, size_t len, webhook_batch *out, parse_er
 
         const char *end = NULL;
         cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
-        if (!root || !end || end < body || end > body + len || !only_space(end, body + len)) {
-                size_t at = end && end >= body && end <= body + len ? (size_t)(end - body) : 0;
+        if (end && (end < body || end > body + len))
+                end = NULL; /* never trust a pointer we did not compute */
+        if (root && end)
+                end = skip_space(end, body + len); /* trailing data: point at it */
+        if (!root || !end || end != body + len) {
+                size_t at = end ? (size_t)(end - body) : 0;
                 cJSON_Delete(root);
                 return fail(e, "malformed JSON near byte %zu", at);
         }

@@ -285,7 +285,7 @@ static const bad_case bad_cases[] = {
         { "empty body", "", NULL, "empty body" },
         { "not JSON", "hello", NULL, "malformed JSON near byte 0" },
         { "truncated", "{\"alerts\":[{\"status\":\"fir", NULL, "malformed JSON near byte 22" }, /* the unclosed string */
-        { "trailing garbage", "{\"alerts\":[]} x", NULL, "malformed JSON near byte 13" },
+        { "trailing garbage", "{\"alerts\":[]} x", NULL, "malformed JSON near byte 14" },
         { "two documents", "{\"alerts\":[]}{}", NULL, "malformed JSON near byte 13" },
         { "top-level array", "[]", NULL, "expected a JSON object at the top level" },
         { "top-level string", "\"alerts\"", NULL, "expected a JSON object at the top level" },
