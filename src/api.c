@@ -514,6 +514,8 @@ static int send_call(api_client *c, api_call *call, const credentials *cr, uint6
                 .headers = (const char *const *)out.headers,
                 .n_headers = out.n_headers,
                 .timeout_usec = c->opt.timeout_usec,
+                /* Every call that changes something is a PUT (SPEC 4). */
+                .fresh_connection = streq(call->method, "PUT"),
         };
         r = http_submit(c->http, &hr, on_http_done, call, &call->http);
         sign_output_done(&out); /* http copied the headers */

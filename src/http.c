@@ -476,6 +476,10 @@ static int setup_easy(http_call *call, const http_request *req) {
         SET(CURLOPT_NOSIGNAL, 1L);
         SET(CURLOPT_TIMEOUT_MS, timeout_ms);
         SET(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+        if (req->fresh_connection) {
+                SET(CURLOPT_FRESH_CONNECT, 1L);
+                SET(CURLOPT_FORBID_REUSE, 1L);
+        }
         SET(CURLOPT_USERAGENT, "rollguard/" ROLLGUARD_VERSION);
         SET(CURLOPT_HTTPHEADER, call->headers);
         SET(CURLOPT_WRITEFUNCTION, write_cb);

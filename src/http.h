@@ -39,6 +39,10 @@ typedef struct http_request {
         uint64_t timeout_usec;            /* whole transfer; 0 = 10s */
         const char *body;                 /* may be NULL */
         size_t body_len;
+        /* A new connection, closed afterwards. libcurl silently re-sends a
+         * request whose reused connection turns out dead; for a call that
+         * changes something (a rollback) that could mean doing it twice. */
+        int fresh_connection;
 } http_request;
 
 int http_client_new(sd_event *e, http_client **ret);

@@ -31,7 +31,9 @@ CONTROL API (JSON in, JSON out; no signature):
                                            "security_token"?, "expires_in"?}
   POST   /_sim/keys/expire                 {"access_key_id": "..."}
   POST   /_sim/settings                    {"rollback_lag_seconds": N,
-                                            "max_skew_seconds": 900}
+                                            "max_skew_seconds": 900,
+                                            "rollback_visible_after_lag": false}
+         (true: during the lag, app-level calls still name the old order)
 
 MODEL (control API and --scenario JSON: {"apps": [...], "faults": [...],
 "settings": {...}, "rate_limit": N, "metadata": {...}}):
@@ -623,7 +625,8 @@ class Simulator:
             self.arrivals = []
             self.rate_limit = None
             self.rate_window = 60.0
-            self.settings = {"rollback_lag_seconds": 0.0, "max_skew_seconds": NONCE_WINDOW_S}
+            self.settings = {"rollback_lag_seconds": 0.0, "max_skew_seconds": NONCE_WINDOW_S,
+                             "rollback_visible_after_lag": 0.0}
             self.metadata = {"role": "rollguard-test-role", "expiry_seconds": 3600}
             self.imds_tokens = {}
             self.issued = []
@@ -683,6 +686,8 @@ class Simulator:
             for k, v in spec.items():
                 if k not in self.settings:
                     raise ControlError(400, f"unknown setting {k!r}")
+                if k == "rollback_visible_after_lag" and isinstance(v, bool):
+                    v = 1.0 if v else 0.0
                 if isinstance(v, bool) or not isinstance(v, (int, float)):
                     raise ControlError(400, f"{k}: expected a number")
                 self.settings[k] = float(v)
@@ -810,9 +815,14 @@ class Simulator:
         out.update(fields)
         return out
 
+    @staticmethod
+    def visible_orders(app, now):
+        return [co for co in app.orders if getattr(co, "visible_at", None) is None or co.visible_at <= now]
+
     def sae_app_status(self, route, params, now):
         app = self.find_app(route, params.get("AppId"))
-        last = app.orders[-1] if app.orders else None
+        visible = self.visible_orders(app, now)
+        last = visible[-1] if visible else None
         if last is not None:
             last.advance(now)
         running = bool(last and last.in_flight())
@@ -840,7 +850,7 @@ class Simulator:
             raise SimError(400, "InvalidParameter", "CurrentPage >= 1, 1 <= PageSize <= 100.")
         for co in app.orders:
             co.advance(now)
-        orders = [co for co in reversed(app.orders) if co_status is None or co.status == co_status]
+        orders = [co for co in reversed(self.visible_orders(app, now)) if co_status is None or co.status == co_status]
         chunk = orders[(page - 1) * size: page * size]
         return self._sae_ok({
             "CurrentPage": page, "PageSize": size, "TotalSize": len(orders),
@@ -884,7 +894,7 @@ class Simulator:
             "CoTypeCode": co.co_type, "CoType": CO_TYPE_TEXT.get(co.co_type, co.co_type),
             "CreateTime": china_time(co.create_ms), "BatchType": edas_batch_type(co.batch_type),
             "BatchCount": co.batch_count, "Desc": co.description, "CreateUserId": "rollguard-sim",
-        } for co in reversed(app.orders)]})
+        } for co in reversed(self.visible_orders(app, now))]})
 
     def edas_info(self, route, params, now):
         co = self.find_order(route, params.get("ChangeOrderId"))
@@ -947,6 +957,10 @@ class Simulator:
             lag = co.lag()
             if lag > 0:
                 co.terminate_at = now + lag
+                if self.settings.get("rollback_visible_after_lag"):
+                    # eventual consistency: app-level calls keep naming the
+                    # old order as the latest until the lag is over
+                    new.visible_at = now + lag
             else:
                 co._terminate()
             self._record_action(route, co, "accepted", new_id=new.id, fault=fault)
