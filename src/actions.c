@@ -235,6 +235,15 @@ static void on_recheck(const api_result *r, const change_order *co, void *userda
         app_watch *a = run->a;
         run->call = NULL;
 
+        if (a->w->draining) {
+                /* Stopping, and nothing has been written or sent yet: the
+                 * next start decides afresh. */
+                log_fields f = run_fields(run, "stopping");
+                log_event_send(EV_ACTION_SKIPPED, LOG_NOTICE, &f,
+                               "stopping before acting on %s; the next start decides again", run->co.id);
+                run_finish(run);
+                return;
+        }
         if (r->outcome != API_OK) {
                 /* Nothing was recorded: the next poll decides afresh. */
                 log_fields f = run_fields(run, "recheck-failed");

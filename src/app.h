@@ -78,6 +78,9 @@ struct watcher {
         void *alert_userdata;
 
         bool circuit_open;
+        bool draining;               /* stopping: no new polls or actions */
+        void (*drained)(void *userdata);
+        void *drained_userdata;
         size_t once_pending;
         int once_failures;
 

@@ -49,6 +49,7 @@ typedef struct daemon_ctx {
         sd_event_source *status_timer;
         int lock_fd;
         int exit_code;
+        bool stopping;
         char last_status[160];
 } daemon_ctx;
 
@@ -362,11 +363,42 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+static void on_drained(void *userdata) {
+        daemon_ctx *d = userdata;
+        sd_event_exit(d->event, d->exit_code);
+}
+
+static int on_drain_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
+        daemon_ctx *d = userdata;
+        log_warning("actions still in flight at the stop deadline; they stay recorded as unconfirmed and are never sent again");
+        sd_event_exit(d->event, d->exit_code);
+        return 0;
+}
+
 static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         daemon_ctx *d = userdata;
+        if (d->stopping) {
+                /* A second signal: stop now. */
+                sd_event_exit(d->event, d->exit_code);
+                return 0;
+        }
+        d->stopping = true;
         log_event_send(EV_STOPPING, LOG_INFO, NULL, "received %s, stopping", strsignal((int)si->ssi_signo));
         sd_notify(false, "STOPPING=1\nSTATUS=stopping");
-        sd_event_exit(d->event, d->exit_code);
+        if (!d->watcher) {
+                sd_event_exit(d->event, d->exit_code);
+                return 0;
+        }
+        /* A rollback already on the wire gets its answer recorded (bounded by
+         * the request timeout); nothing new starts. */
+        size_t n = watcher_drain(d->watcher, on_drained, d);
+        if (n > 0) {
+                log_info("waiting up to %s for %zu action%s in flight", format_duration(d->cfg->timeout_usec + USEC_PER_SEC, (char[32]){ 0 }, 32),
+                         n, n == 1 ? "" : "s");
+                if (sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC, d->cfg->timeout_usec + USEC_PER_SEC, 0,
+                                               on_drain_deadline, d) < 0)
+                        sd_event_exit(d->event, d->exit_code);
+        }
         return 0;
 }
 

@@ -235,8 +235,46 @@ static void cycle_finished(app_watch *a) {
                 schedule_poll(a, next_delay_after_poll(a));
 }
 
+static size_t actions_in_flight(const watcher *w) {
+        size_t n = 0;
+        for (size_t i = 0; i < w->n_apps; i++)
+                n += w->apps[i]->action != NULL;
+        return n;
+}
+
 void watcher_action_finished(app_watch *a) {
+        watcher *w = a->w;
+        if (w->draining) {
+                if (actions_in_flight(w) == 0 && w->drained) {
+                        void (*done)(void *) = w->drained;
+                        w->drained = NULL;
+                        done(w->drained_userdata);
+                }
+                return;
+        }
         cycle_finished(a);
+}
+
+size_t watcher_drain(watcher *w, void (*done)(void *userdata), void *userdata) {
+        w->draining = true;
+        for (size_t i = 0; i < w->n_apps; i++) {
+                app_watch *a = w->apps[i];
+                if (a->timer)
+                        sd_event_source_set_enabled(a->timer, SD_EVENT_OFF);
+                /* A poll in flight only reads: drop it. An action is let finish. */
+                if (a->call) {
+                        api_call_cancel(a->call);
+                        a->call = NULL;
+                }
+        }
+        size_t n = actions_in_flight(w);
+        if (n == 0)
+                done(userdata);
+        else {
+                w->drained = done;
+                w->drained_userdata = userdata;
+        }
+        return n;
 }
 
 static void evaluate(app_watch *a) {
@@ -408,7 +446,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 static void schedule_poll(app_watch *a, uint64_t delay_usec) {
-        if (a->w->opt.once && a->once_counted)
+        if (a->w->draining || (a->w->opt.once && a->once_counted))
                 return;
         int r;
         if (a->timer) {

@@ -41,6 +41,12 @@ int watcher_start(watcher *w);
  * apps stop (an action already sent is still recorded). */
 int watcher_reconfigure(watcher *w, const config *cfg);
 
+/* Stop polling and start no new action; `done` runs (from the loop, or at
+ * once) when no action sequence is in flight any more, so a rollback that is
+ * already on the wire gets its answer recorded. Returns the number of
+ * sequences still in flight. */
+size_t watcher_drain(watcher *w, void (*done)(void *userdata), void *userdata);
+
 void watcher_set_alert_lookup(watcher *w, alert_lookup_fn fn, void *userdata);
 /* An alert for this app changed: poll it now (returns -ENOENT for unknown apps). */
 int watcher_poll_now(watcher *w, const char *app);

@@ -3,6 +3,7 @@
 never twice, never missed, never over the rate limit, never dead."""
 import json
 import re
+import signal
 import time
 
 import pytest
@@ -271,3 +272,21 @@ def test_order_ended_by_itself_is_recorded_not_retried(sim, tmp_path, start_daem
     wait_more_describes(sim, co["id"], n=3)
     assert len([r for r in sim.requests(action=ROLLBACK)]) == 1
     assert read_state(tmp_path, "payments")["acts"][0]["result"] == "ended_by_itself"
+
+
+def test_sigterm_waits_for_a_rollback_on_the_wire(sim, tmp_path, start_daemon):
+    """SIGTERM while the rollback call is in flight: the daemon waits for the
+    answer (bounded by the request timeout) so the outcome is recorded as
+    done instead of unconfirmed, then exits 0."""
+    co = stuck_order()
+    app = sae_app(orders=[co], name="payments")
+    sim.set_apps([app])
+    sim.add_fault(kind="slow", seconds=2, match={"action": ROLLBACK})
+    d = start_daemon(write_config(tmp_path, sim, [app], defaults={"timeout": "5s"}))
+    wait_for(lambda: sim.rollbacks(co["id"]), timeout=20, what="the rollback to reach the sim")
+    d.send_signal(signal.SIGTERM)
+    d.wait_for_log("waiting up to")
+    assert d.wait_exit(timeout=10) == 0
+    assert d.find_logs(re.compile(r"rollguard-action-done app=payments"))
+    assert read_state(tmp_path, "payments")["acts"][0]["result"] == "done"
+    assert len(sim.requests(action=ROLLBACK)) == 1
