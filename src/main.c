@@ -254,10 +254,11 @@ static double json_num(const cJSON *o, const char *k, double dflt) {
 }
 
 static void fmt_age(double s, char *buf, size_t n) {
+        char d[32];
         if (s < 0)
                 snprintf(buf, n, "never");
-        else
-                snprintf(buf, n, "%s ago", format_duration((uint64_t)(s * USEC_PER_SEC / USEC_PER_SEC) * USEC_PER_SEC, (char[32]){ 0 }, 32));
+        else /* whole seconds: sub-second precision is noise in a table */
+                snprintf(buf, n, "%s ago", format_duration((uint64_t)s * USEC_PER_SEC, d, sizeof d));
 }
 
 static int cmd_status(const cli *c) {
@@ -402,6 +403,47 @@ static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si,
         return 0;
 }
 
+/* Switch everything to n, or nothing: on failure the old config stays in
+ * force everywhere. */
+static int apply_config(daemon_ctx *d, config *n, char **err) {
+        alerts_server *started = NULL;
+        int r;
+
+        /* A listener the new config adds is started before anything switches. */
+        if (n->alerts_listen && !d->alerts) {
+                r = alerts_server_new(d->event, d->watcher, n, &started, err);
+                if (r < 0)
+                        return r;
+        }
+        r = watcher_reconfigure(d->watcher, n);
+        if (r < 0) {
+                alerts_server_free(started);
+                return r;
+        }
+        if (d->alerts && n->alerts_listen) {
+                r = alerts_server_reconfigure(d->alerts, n, err);
+                if (r < 0) {
+                        (void)watcher_reconfigure(d->watcher, d->cfg);
+                        return r;
+                }
+        }
+
+        if (d->alerts && !n->alerts_listen) {
+                watcher_set_alert_lookup(d->watcher, NULL, NULL);
+                d->alerts = alerts_server_free(d->alerts);
+                log_info("alerts.listen removed: alert listener stopped");
+        }
+        if (started) {
+                d->alerts = started;
+                watcher_set_alert_lookup(d->watcher, alerts_lookup, d->alerts);
+        }
+        api_client_options o = { n->rate_limit, n->rate_window_usec, n->timeout_usec };
+        r = api_client_reconfigure(d->api, &o);
+        if (r < 0)
+                log_warning("cannot apply the new rate limit and timeout (%s); keeping the old ones", strerror(-r));
+        return 0;
+}
+
 static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         daemon_ctx *d = userdata;
         sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=reloading %s", now_monotonic_usec(),
@@ -410,19 +452,7 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
         _cleanup_free_ char *err = NULL;
         int r = config_load(d->cli.config_path, &n, &err);
         if (r >= 0) {
-                api_client_options o = { n->rate_limit, n->rate_window_usec, n->timeout_usec };
-                r = api_client_reconfigure(d->api, &o);
-                if (r >= 0)
-                        r = watcher_reconfigure(d->watcher, n);
-                if (r >= 0 && d->alerts) {
-                        r = alerts_server_reconfigure(d->alerts, n, &err);
-                        if (r < 0) {
-                                /* the watcher already switched: switch it back */
-                                watcher_reconfigure(d->watcher, d->cfg);
-                                api_client_options old = { d->cfg->rate_limit, d->cfg->rate_window_usec, d->cfg->timeout_usec };
-                                api_client_reconfigure(d->api, &old);
-                        }
-                }
+                r = apply_config(d, n, &err);
                 if (r < 0 && !err)
                         err = strdup_printf("%s: cannot apply the new config: %s", d->cli.config_path, strerror(-r));
         }

@@ -647,3 +647,30 @@ def test_status_lists_every_app_with_its_alerts(tmp_path, sim, start_daemon):
     assert apps["cart"]["alerts_firing"] == 0
     assert apps["shop-api"]["app_id"] == shop["app_id"]
     assert TOKEN not in json.dumps(doc)
+
+
+def test_reload_starts_and_stops_the_listener(tmp_path, sim, start_daemon):
+    """Adding alerts.listen on reload starts the listener; removing it stops it."""
+    app = sae_app(orders=[], name="shop-api")
+    sim.set_apps([app])
+    port = free_port()
+    token = write_token(tmp_path / "token")
+    plain = write_config(tmp_path, sim, [app])
+    d = start_daemon(plain)
+    d.wait_for_log("rollguard-started")
+    listener = Listener(port)
+
+    write_config(tmp_path, sim, [app],
+                 extra={"alerts": {"listen": f"127.0.0.1:{port}", "token_file": str(token)}})
+    mark = d.mark()
+    d.reload()
+    d.wait_for_log("rollguard-reloaded", since=mark)
+    assert [a["name"] for a in listener.status()["apps"]] == ["shop-api"]
+
+    write_config(tmp_path, sim, [app])
+    mark = d.mark()
+    d.reload()
+    d.wait_for_log("rollguard-reloaded", since=mark)
+    with pytest.raises(OSError):
+        listener.status()
+    assert d.running
