@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "change_order.h"
 
+#include <strings.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,3 +216,14 @@ bool change_order_has_failed_pipeline(const change_order *co) {
                         return true;
         return false;
 }
+
+batch_type batch_type_from_string(const char *s) {
+        if (!s)
+                return BATCH_UNKNOWN;
+        if (!strcasecmp(s, "auto") || !strcasecmp(s, "automatic"))
+                return BATCH_AUTO;
+        if (!strcasecmp(s, "manual"))
+                return BATCH_MANUAL;
+        return BATCH_UNKNOWN;
+}
+

@@ -51,6 +51,9 @@ typedef enum batch_type {
         BATCH_MANUAL, /* "Manual" */
 } batch_type;
 
+/* SAE "auto", EDAS "Automatic", both "Manual" (any case); else BATCH_UNKNOWN. */
+batch_type batch_type_from_string(const char *s);
+
 typedef struct pipeline {
         char *id;
         char *name;

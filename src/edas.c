@@ -1,12 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #include "edas.h"
 
-#include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <strings.h>
-#include <time.h>
 
 #include "json.h"
 #include "util.h"
@@ -14,8 +11,6 @@
 /* A hostile or broken body must not make us allocate without bound. */
 #define MAX_PIPELINES 1000
 
-/* The EDAS console (and CreateTime) speaks China Standard Time. */
-#define EDAS_UTC_OFFSET_SEC (8 * 3600)
 
 static void fill_request(api_request *req, const char *method, const char *path, const char *action,
                          const char *param, const char *value) {
@@ -54,104 +49,11 @@ void edas_req_abort(api_request *req, const char *change_order_id) {
                      "ChangeOrderId", change_order_id);
 }
 
-static bool is_leap_year(int y) {
-        return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static int days_in_month(int y, int m) {
-        static const int days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-        return m == 2 && is_leap_year(y) ? 29 : days[m - 1];
-}
-
-static int digits(const char *s, size_t n) {
-        int x = 0;
-        for (size_t i = 0; i < n; i++)
-                x = x * 10 + (s[i] - '0');
-        return x;
-}
-
 int edas_parse_time(const char *s, int64_t *ret_ms) {
-        static const char shape[] = "dddd-dd-dd dd:dd:dd";
-        if (!s || strlen(s) != sizeof shape - 1)
-                return -EINVAL;
-        for (size_t i = 0; shape[i]; i++)
-                if (shape[i] == 'd' ? !isdigit((unsigned char)s[i]) : s[i] != shape[i])
-                        return -EINVAL;
-
-        int year = digits(s, 4), month = digits(s + 5, 2), day = digits(s + 8, 2);
-        int hour = digits(s + 11, 2), minute = digits(s + 14, 2), second = digits(s + 17, 2);
-        if (year < 1970 || month < 1 || month > 12 || day < 1 || day > days_in_month(year, month) ||
-            hour > 23 || minute > 59 || second > 59)
-                return -EINVAL;
-
-        struct tm tm = {
-                .tm_year = year - 1900,
-                .tm_mon = month - 1,
-                .tm_mday = day,
-                .tm_hour = hour,
-                .tm_min = minute,
-                .tm_sec = second,
-        };
-        time_t t = timegm(&tm);
-        if (t == (time_t)-1) /* year >= 1970 rules out the one legitimate -1 */
-                return -EINVAL;
-        *ret_ms = ((int64_t)t - EDAS_UTC_OFFSET_SEC) * 1000;
-        return 0;
+        return json_parse_console_time(s, ret_ms);
 }
 
-/* ---- tolerant field readers: each names the JSON path when it gives up ---- */
-
-_printf_(2, 3) static int parse_error(char **ret_error, const char *fmt, ...) {
-        if (ret_error) {
-                va_list ap;
-                va_start(ap, fmt);
-                char *s = NULL;
-                if (vasprintf(&s, fmt, ap) < 0)
-                        s = NULL;
-                va_end(ap);
-                free(*ret_error);
-                *ret_error = s;
-        }
-        return -EBADMSG;
-}
-
-static int field_error(char **ret_error, const char *where, const char *name, const char *what) {
-        return parse_error(ret_error, "%s%s%s: %s", where, *where ? "." : "", name, what);
-}
-
-/* Ids and codes; "" counts as absent because that is how the APIs say "none". */
-static int read_string(const cJSON *obj, const char *where, const char *name, char **ret, char **ret_error) {
-        _cleanup_free_ char *s = NULL;
-        int r = json_get_string(obj, name, &s);
-        if (r == -EBADMSG)
-                return field_error(ret_error, where, name, "expected a string");
-        if (r <= 0)
-                return r;
-        if (!*s)
-                return 0;
-        free(*ret);
-        *ret = TAKE_PTR(s);
-        return 1;
-}
-
-/* Counts that make no sense below zero are treated as absent rather than
- * failing the whole snapshot over a field the rules barely use. */
-static int read_count(const cJSON *obj, const char *where, const char *name, int *ret, char **ret_error) {
-        int x = 0;
-        int r = json_get_int(obj, name, &x);
-        if (r == -EBADMSG)
-                return field_error(ret_error, where, name, "expected a number");
-        if (r > 0 && x >= 0)
-                *ret = x;
-        return r;
-}
-
-static int read_bool(const cJSON *obj, const char *where, const char *name, bool *ret, char **ret_error) {
-        int r = json_get_bool(obj, name, ret);
-        if (r == -EBADMSG)
-                return field_error(ret_error, where, name, "expected a boolean");
-        return r;
-}
+/* ---- EDAS's own field readers (the generic ones are in json.c) ---- */
 
 /* Numbers (or numeric strings) within the known range; anything else the
  * cloud invents becomes CO_UNKNOWN so nobody downstream shifts a bit mask by
@@ -168,40 +70,10 @@ static int read_status(const cJSON *obj, const char *where, const char *name, in
                 return 1;
         }
         if (r == -EBADMSG)
-                return field_error(ret_error, where, name, "expected a number");
+                return json_field_error(ret_error, where, name, "expected a number");
         if (r > 0)
                 *ret = n < 0 || n >= _CO_STATUS_MAX ? CO_UNKNOWN : (int)n;
         return r;
-}
-
-/* Console time "YYYY-MM-DD HH:MM:SS" or ms since the epoch as a number or a
- * numeric string (pipeline times come as strings). Negative means absent. */
-static int read_time(const cJSON *obj, const char *where, const char *name, int64_t *ret, char **ret_error) {
-        const cJSON *v = json_member(obj, name);
-        if (!v)
-                return 0;
-        int64_t ms = 0;
-        int r;
-        if (cJSON_IsString(v) && v->valuestring[0] && strchr(v->valuestring + 1, '-'))
-                r = edas_parse_time(v->valuestring, &ms) < 0 ? -EBADMSG : 1;
-        else
-                r = json_get_int64(obj, name, &ms);
-        if (r == -EBADMSG)
-                return field_error(ret_error, where, name,
-                                   "expected milliseconds or \"YYYY-MM-DD HH:MM:SS\"");
-        if (r > 0 && ms >= 0)
-                *ret = ms;
-        return r;
-}
-
-static batch_type batch_type_from_string(const char *s) {
-        if (!s)
-                return BATCH_UNKNOWN;
-        if (!strcasecmp(s, "automatic") || !strcasecmp(s, "auto"))
-                return BATCH_AUTO;
-        if (!strcasecmp(s, "manual"))
-                return BATCH_MANUAL;
-        return BATCH_UNKNOWN;
 }
 
 static bool edas_status_in_flight(int status) {
@@ -223,18 +95,18 @@ static int get_wrapped_list(const cJSON *parent, const char *where, const char *
                 return 0;
         }
         if (!cJSON_IsObject(v))
-                return parse_error(ret_error, "%s%s%s: expected an object", where, *where ? "." : "", name);
+                return json_error(ret_error, "%s%s%s: expected an object", where, *where ? "." : "", name);
         const cJSON *list = json_member(v, inner);
         snprintf(*ret_where, sizeof *ret_where, "%s%s%s.%s", where, *where ? "." : "", name, inner);
         if (list && !cJSON_IsArray(list))
-                return parse_error(ret_error, "%s: expected a list", *ret_where);
+                return json_error(ret_error, "%s: expected a list", *ret_where);
         *ret_list = list;
         return 0;
 }
 
 int edas_parse_change_order_list(const cJSON *root, app_activity *out, char **ret_error) {
         if (!cJSON_IsObject(root))
-                return parse_error(ret_error, "response: expected a JSON object");
+                return json_error(ret_error, "response: expected a JSON object");
 
         /* An app without orders may come back with the list null or left
          * out: that is "nothing in flight", not a broken answer. */
@@ -254,14 +126,14 @@ int edas_parse_change_order_list(const cJSON *root, app_activity *out, char **re
                 char where[128];
                 snprintf(where, sizeof where, "%s[%zu]", list_where, i++);
                 if (!cJSON_IsObject(item))
-                        return parse_error(ret_error, "%s: expected an object", where);
+                        return json_error(ret_error, "%s: expected an object", where);
 
                 _cleanup_free_ char *id = NULL;
                 int status = CO_UNKNOWN;
                 int64_t create_ms = 0;
-                if ((r = read_string(item, where, "ChangeOrderId", &id, ret_error)) < 0 ||
+                if ((r = json_read_string(item, where, "ChangeOrderId", &id, ret_error)) < 0 ||
                     (r = read_status(item, where, "Status", &status, ret_error)) < 0 ||
-                    (r = read_time(item, where, "CreateTime", &create_ms, ret_error)) < 0)
+                    (r = json_read_time(item, where, "CreateTime", &create_ms, ret_error)) < 0)
                         return r;
                 if (!id) /* nothing to follow up on */
                         continue;
@@ -290,14 +162,14 @@ int edas_parse_change_order_list(const cJSON *root, app_activity *out, char **re
 static int parse_pipeline(const cJSON *item, const char *where, pipeline *p, char **ret_error) {
         int r;
         if (!cJSON_IsObject(item))
-                return parse_error(ret_error, "%s: expected an object", where);
+                return json_error(ret_error, "%s: expected an object", where);
         /* EDAS calls it PipelineStatus; take Status if that is all there is. */
         const char *status_name = json_member(item, "PipelineStatus") ? "PipelineStatus" : "Status";
-        if ((r = read_string(item, where, "PipelineId", &p->id, ret_error)) < 0 ||
-            (r = read_string(item, where, "PipelineName", &p->name, ret_error)) < 0 ||
+        if ((r = json_read_string(item, where, "PipelineId", &p->id, ret_error)) < 0 ||
+            (r = json_read_string(item, where, "PipelineName", &p->name, ret_error)) < 0 ||
             (r = read_status(item, where, status_name, &p->status, ret_error)) < 0 ||
-            (r = read_time(item, where, "StartTime", &p->start_ms, ret_error)) < 0 ||
-            (r = read_time(item, where, "UpdateTime", &p->update_ms, ret_error)) < 0)
+            (r = json_read_time(item, where, "StartTime", &p->start_ms, ret_error)) < 0 ||
+            (r = json_read_time(item, where, "UpdateTime", &p->update_ms, ret_error)) < 0)
                 return r;
         return 0;
 }
@@ -336,7 +208,7 @@ static int parse_pipelines(const cJSON *info, const char *info_name, change_orde
 
 int edas_parse_change_order(const cJSON *root, change_order *out, char **ret_error) {
         if (!cJSON_IsObject(root))
-                return parse_error(ret_error, "response: expected a JSON object");
+                return json_error(ret_error, "response: expected a JSON object");
 
         const char *info_name = "changeOrderInfo";
         const cJSON *info = json_member(root, info_name);
@@ -345,9 +217,9 @@ int edas_parse_change_order(const cJSON *root, change_order *out, char **ret_err
                 info = json_member(root, info_name);
         }
         if (!info)
-                return parse_error(ret_error, "changeOrderInfo: missing");
+                return json_error(ret_error, "changeOrderInfo: missing");
         if (!cJSON_IsObject(info))
-                return parse_error(ret_error, "%s: expected an object", info_name);
+                return json_error(ret_error, "%s: expected an object", info_name);
 
         _cleanup_(change_order_done) change_order co = {
                 .status = CO_UNKNOWN,
@@ -363,16 +235,16 @@ int edas_parse_change_order(const cJSON *root, change_order *out, char **ret_err
          * versions leave ChangeOrderId out of the answer. So an absent id is
          * accepted (co.id stays NULL) and the watcher fills in the id it asked
          * for; a present id of the wrong type is still an error. */
-        if ((r = read_string(info, info_name, "ChangeOrderId", &co.id, ret_error)) < 0 ||
-            (r = read_string(info, info_name, "AppId", &co.app_id, ret_error)) < 0 ||
-            (r = read_string(info, info_name, "CoTypeCode", &co.co_type, ret_error)) < 0 ||
+        if ((r = json_read_string(info, info_name, "ChangeOrderId", &co.id, ret_error)) < 0 ||
+            (r = json_read_string(info, info_name, "AppId", &co.app_id, ret_error)) < 0 ||
+            (r = json_read_string(info, info_name, "CoTypeCode", &co.co_type, ret_error)) < 0 ||
             (r = read_status(info, info_name, "Status", &co.status, ret_error)) < 0 ||
-            (r = read_count(info, info_name, "BatchCount", &co.batch_count, ret_error)) < 0 ||
-            (r = read_string(info, info_name, "BatchType", &batch_type_text, ret_error)) < 0 ||
-            (r = read_time(info, info_name, "CreateTime", &co.create_ms, ret_error)) < 0)
+            (r = json_read_count(info, info_name, "BatchCount", &co.batch_count, ret_error)) < 0 ||
+            (r = json_read_string(info, info_name, "BatchType", &batch_type_text, ret_error)) < 0 ||
+            (r = json_read_time(info, info_name, "CreateTime", &co.create_ms, ret_error)) < 0)
                 return r;
 
-        r = read_bool(info, info_name, "SupportRollback", &support_rollback, ret_error);
+        r = json_read_bool(info, info_name, "SupportRollback", &support_rollback, ret_error);
         if (r < 0)
                 return r;
         if (r > 0)
@@ -398,17 +270,17 @@ int edas_parse_change_order(const cJSON *root, change_order *out, char **ret_err
 
 int edas_parse_action(const cJSON *root, char **ret_change_order_id, char **ret_error) {
         if (!cJSON_IsObject(root))
-                return parse_error(ret_error, "response: expected a JSON object");
+                return json_error(ret_error, "response: expected a JSON object");
 
         const cJSON *data = json_member(root, "Data");
         if (data && !cJSON_IsObject(data))
-                return parse_error(ret_error, "Data: expected an object");
+                return json_error(ret_error, "Data: expected an object");
 
         /* The action itself succeeded; the new order's id is a courtesy. */
         _cleanup_free_ char *id = NULL;
-        int r = read_string(data, "Data", "ChangeOrderId", &id, ret_error);
+        int r = json_read_string(data, "Data", "ChangeOrderId", &id, ret_error);
         if (r == 0)
-                r = read_string(root, "", "ChangeOrderId", &id, ret_error);
+                r = json_read_string(root, "", "ChangeOrderId", &id, ret_error);
         if (r < 0)
                 return r;
         *ret_change_order_id = TAKE_PTR(id);

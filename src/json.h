@@ -23,3 +23,23 @@ int json_get_int64(const cJSON *obj, const char *name, int64_t *ret);
 int json_get_int(const cJSON *obj, const char *name, int *ret);
 /* true/false, "true"/"false" (any case), 1/0, "1"/"0". */
 int json_get_bool(const cJSON *obj, const char *name, bool *ret);
+
+/* The same, for parsers that must say exactly what was wrong and where.
+ * `where` is the JSON path of obj ("Data.Pipelines[2]", "" at the top);
+ * on -EBADMSG *ret_error (when not NULL) becomes e.g.
+ * "Data.Pipelines[2].Status: expected a number". */
+int json_error(char **ret_error, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int json_field_error(char **ret_error, const char *where, const char *name, const char *what);
+/* "" counts as absent: that is how the APIs say "none". */
+int json_read_string(const cJSON *obj, const char *where, const char *name, char **ret, char **ret_error);
+int json_read_int(const cJSON *obj, const char *where, const char *name, int *ret, char **ret_error);
+/* A count below zero makes no sense: treated as absent, not as an error. */
+int json_read_count(const cJSON *obj, const char *where, const char *name, int *ret, char **ret_error);
+int json_read_bool(const cJSON *obj, const char *where, const char *name, bool *ret, char **ret_error);
+/* ms since the epoch as a number or numeric string, or console time
+ * "YYYY-MM-DD HH:MM:SS" (UTC+8). Negative values are treated as absent. */
+int json_read_time(const cJSON *obj, const char *where, const char *name, int64_t *ret, char **ret_error);
+
+/* "YYYY-MM-DD HH:MM:SS" as the console shows it (China Standard Time,
+ * UTC+8) -> ms since the epoch; -EINVAL when malformed or before 1970. */
+int json_parse_console_time(const char *s, int64_t *ret_ms);

@@ -2,11 +2,9 @@
 #include "sae.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <strings.h>
 
-#include "edas.h" /* edas_parse_time: SAE sometimes sends console time too */
 #include "json.h"
 #include "util.h"
 
@@ -62,64 +60,7 @@ void sae_req_abort(api_request *req, const char *change_order_id) {
         add_query(req, "ChangeOrderId", change_order_id);
 }
 
-/* ---- tolerant field readers: each names the JSON path when it gives up ---- */
-
-_printf_(2, 3) static int parse_error(char **ret_error, const char *fmt, ...) {
-        if (ret_error) {
-                va_list ap;
-                va_start(ap, fmt);
-                char *s = NULL;
-                if (vasprintf(&s, fmt, ap) < 0)
-                        s = NULL;
-                va_end(ap);
-                free(*ret_error);
-                *ret_error = s;
-        }
-        return -EBADMSG;
-}
-
-static int field_error(char **ret_error, const char *where, const char *name, const char *what) {
-        return parse_error(ret_error, "%s%s%s: %s", where, *where ? "." : "", name, what);
-}
-
-/* Ids and codes; "" counts as absent because that is how the APIs say "none". */
-static int read_string(const cJSON *obj, const char *where, const char *name, char **ret, char **ret_error) {
-        _cleanup_free_ char *s = NULL;
-        int r = json_get_string(obj, name, &s);
-        if (r == -EBADMSG)
-                return field_error(ret_error, where, name, "expected a string");
-        if (r <= 0)
-                return r;
-        if (!*s)
-                return 0;
-        free(*ret);
-        *ret = TAKE_PTR(s);
-        return 1;
-}
-
-static int read_int(const cJSON *obj, const char *where, const char *name, int *ret, char **ret_error) {
-        int r = json_get_int(obj, name, ret);
-        if (r == -EBADMSG)
-                return field_error(ret_error, where, name, "expected a number");
-        return r;
-}
-
-/* Counts that make no sense below zero are treated as absent rather than
- * failing the whole snapshot over a field the rules barely use. */
-static int read_count(const cJSON *obj, const char *where, const char *name, int *ret, char **ret_error) {
-        int x = 0;
-        int r = read_int(obj, where, name, &x, ret_error);
-        if (r > 0 && x >= 0)
-                *ret = x;
-        return r;
-}
-
-static int read_bool(const cJSON *obj, const char *where, const char *name, bool *ret, char **ret_error) {
-        int r = json_get_bool(obj, name, ret);
-        if (r == -EBADMSG)
-                return field_error(ret_error, where, name, "expected a boolean");
-        return r;
-}
+/* ---- SAE's own field readers (the generic ones are in json.c) ---- */
 
 /* Status numbers outside the known range become CO_UNKNOWN so that nobody
  * downstream shifts a bit mask by a number the cloud made up. */
@@ -174,7 +115,7 @@ static int read_status(const cJSON *obj, const char *where, const char *name, in
         int64_t n;
         int r = json_get_int64(obj, name, &n);
         if (r == -EBADMSG)
-                return field_error(ret_error, where, name, "expected a number");
+                return json_field_error(ret_error, where, name, "expected a number");
         if (r > 0)
                 *ret = status_from_number(n);
         return r;
@@ -202,52 +143,22 @@ static int read_sub_status(const cJSON *obj, const char *where, const char *name
                         *ret = SUB_UNKNOWN;
                         return 1;
                 }
-                return field_error(ret_error, where, name, "expected a number");
+                return json_field_error(ret_error, where, name, "expected a number");
         }
         if (r > 0)
                 *ret = n == 0 ? SUB_NORMAL : n == 1 ? SUB_ERROR : SUB_UNKNOWN;
         return r;
 }
 
-/* ms since the epoch as a number or numeric string, or console time
- * "YYYY-MM-DD HH:MM:SS". Negative values are treated as absent. */
-static int read_time(const cJSON *obj, const char *where, const char *name, int64_t *ret, char **ret_error) {
-        const cJSON *v = json_member(obj, name);
-        if (!v)
-                return 0;
-        int64_t ms = 0;
-        int r;
-        if (cJSON_IsString(v) && v->valuestring[0] && strchr(v->valuestring + 1, '-'))
-                r = edas_parse_time(v->valuestring, &ms) < 0 ? -EBADMSG : 1;
-        else
-                r = json_get_int64(obj, name, &ms);
-        if (r == -EBADMSG)
-                return field_error(ret_error, where, name,
-                                   "expected milliseconds or \"YYYY-MM-DD HH:MM:SS\"");
-        if (r > 0 && ms >= 0)
-                *ret = ms;
-        return r;
-}
-
-static batch_type batch_type_from_string(const char *s) {
-        if (!s)
-                return BATCH_UNKNOWN;
-        if (!strcasecmp(s, "auto") || !strcasecmp(s, "automatic"))
-                return BATCH_AUTO;
-        if (!strcasecmp(s, "manual"))
-                return BATCH_MANUAL;
-        return BATCH_UNKNOWN;
-}
-
 /* Data must be an object; absent or null is as bad as the wrong type. */
 static int get_data(const cJSON *root, const cJSON **ret, char **ret_error) {
         if (!cJSON_IsObject(root))
-                return parse_error(ret_error, "response: expected a JSON object");
+                return json_error(ret_error, "response: expected a JSON object");
         const cJSON *data = json_member(root, "Data");
         if (!data)
-                return parse_error(ret_error, "Data: missing");
+                return json_error(ret_error, "Data: missing");
         if (!cJSON_IsObject(data))
-                return parse_error(ret_error, "Data: expected an object");
+                return json_error(ret_error, "Data: expected an object");
         *ret = data;
         return 0;
 }
@@ -276,13 +187,13 @@ int sae_parse_app_status(const cJSON *root, app_activity *out, char **ret_error)
         bool running = false;
         int status = CO_UNKNOWN;
 
-        r = read_string(data, "Data", "LastChangeOrderId", &id, ret_error);
+        r = json_read_string(data, "Data", "LastChangeOrderId", &id, ret_error);
         if (r < 0)
                 return r;
         r = read_status(data, "Data", "LastChangeOrderStatus", &status, ret_error);
         if (r < 0)
                 return r;
-        r = read_bool(data, "Data", "LastChangeOrderRunning", &running, ret_error);
+        r = json_read_bool(data, "Data", "LastChangeOrderRunning", &running, ret_error);
         if (r < 0)
                 return r;
         /* The flag is the answer; when a response leaves it out, the status
@@ -307,7 +218,7 @@ int sae_parse_change_order_list(const cJSON *root, app_activity *out, char **ret
 
         const cJSON *list = json_member(data, "ChangeOrderList");
         if (list && !cJSON_IsArray(list))
-                return parse_error(ret_error, "Data.ChangeOrderList: expected a list");
+                return json_error(ret_error, "Data.ChangeOrderList: expected a list");
 
         /* The newest in-flight order wins; failing that, the newest of all.
          * Ties (or absent CreateTime) keep list order: SAE lists newest first. */
@@ -320,18 +231,18 @@ int sae_parse_change_order_list(const cJSON *root, app_activity *out, char **ret
                 char where[64];
                 snprintf(where, sizeof where, "Data.ChangeOrderList[%zu]", i++);
                 if (!cJSON_IsObject(item))
-                        return parse_error(ret_error, "%s: expected an object", where);
+                        return json_error(ret_error, "%s: expected an object", where);
 
                 _cleanup_free_ char *id = NULL;
                 int status = CO_UNKNOWN;
                 int64_t create_ms = 0;
-                r = read_string(item, where, "ChangeOrderId", &id, ret_error);
+                r = json_read_string(item, where, "ChangeOrderId", &id, ret_error);
                 if (r < 0)
                         return r;
                 r = read_status(item, where, "Status", &status, ret_error);
                 if (r < 0)
                         return r;
-                r = read_time(item, where, "CreateTime", &create_ms, ret_error);
+                r = json_read_time(item, where, "CreateTime", &create_ms, ret_error);
                 if (r < 0)
                         return r;
                 if (!id) /* nothing to follow up on */
@@ -361,12 +272,12 @@ int sae_parse_change_order_list(const cJSON *root, app_activity *out, char **ret
 static int parse_pipeline(const cJSON *item, const char *where, pipeline *p, char **ret_error) {
         int r;
         if (!cJSON_IsObject(item))
-                return parse_error(ret_error, "%s: expected an object", where);
-        if ((r = read_string(item, where, "PipelineId", &p->id, ret_error)) < 0 ||
-            (r = read_string(item, where, "PipelineName", &p->name, ret_error)) < 0 ||
+                return json_error(ret_error, "%s: expected an object", where);
+        if ((r = json_read_string(item, where, "PipelineId", &p->id, ret_error)) < 0 ||
+            (r = json_read_string(item, where, "PipelineName", &p->name, ret_error)) < 0 ||
             (r = read_status(item, where, "Status", &p->status, ret_error)) < 0 ||
-            (r = read_time(item, where, "StartTime", &p->start_ms, ret_error)) < 0 ||
-            (r = read_time(item, where, "UpdateTime", &p->update_ms, ret_error)) < 0)
+            (r = json_read_time(item, where, "StartTime", &p->start_ms, ret_error)) < 0 ||
+            (r = json_read_time(item, where, "UpdateTime", &p->update_ms, ret_error)) < 0)
                 return r;
         return 0;
 }
@@ -376,7 +287,7 @@ static int parse_pipelines(const cJSON *data, change_order *co, char **ret_error
         if (!list)
                 return 0;
         if (!cJSON_IsArray(list))
-                return parse_error(ret_error, "Data.Pipelines: expected a list");
+                return json_error(ret_error, "Data.Pipelines: expected a list");
 
         int size = cJSON_GetArraySize(list);
         size_t n = size <= 0 ? 0 : size > MAX_PIPELINES ? MAX_PIPELINES : (size_t)size;
@@ -417,24 +328,24 @@ int sae_parse_change_order(const cJSON *root, change_order *out, char **ret_erro
         _cleanup_free_ char *batch_type_text = NULL;
         bool support_rollback = false;
 
-        r = read_string(data, "Data", "ChangeOrderId", &co.id, ret_error);
+        r = json_read_string(data, "Data", "ChangeOrderId", &co.id, ret_error);
         if (r < 0)
                 return r;
         if (r == 0)
-                return parse_error(ret_error, "Data.ChangeOrderId: missing");
+                return json_error(ret_error, "Data.ChangeOrderId: missing");
 
-        if ((r = read_string(data, "Data", "AppId", &co.app_id, ret_error)) < 0 ||
-            (r = read_string(data, "Data", "CoTypeCode", &co.co_type, ret_error)) < 0 ||
+        if ((r = json_read_string(data, "Data", "AppId", &co.app_id, ret_error)) < 0 ||
+            (r = json_read_string(data, "Data", "CoTypeCode", &co.co_type, ret_error)) < 0 ||
             (r = read_status(data, "Data", "Status", &co.status, ret_error)) < 0 ||
             (r = read_sub_status(data, "Data", "SubStatus", &co.sub_status, ret_error)) < 0 ||
-            (r = read_count(data, "Data", "BatchCount", &co.batch_count, ret_error)) < 0 ||
-            (r = read_string(data, "Data", "BatchType", &batch_type_text, ret_error)) < 0 ||
-            (r = read_count(data, "Data", "BatchWaitTime", &co.batch_wait_minutes, ret_error)) < 0 ||
-            (r = read_string(data, "Data", "CurrentPipelineId", &co.current_pipeline_id, ret_error)) < 0 ||
-            (r = read_time(data, "Data", "CreateTime", &co.create_ms, ret_error)) < 0)
+            (r = json_read_count(data, "Data", "BatchCount", &co.batch_count, ret_error)) < 0 ||
+            (r = json_read_string(data, "Data", "BatchType", &batch_type_text, ret_error)) < 0 ||
+            (r = json_read_count(data, "Data", "BatchWaitTime", &co.batch_wait_minutes, ret_error)) < 0 ||
+            (r = json_read_string(data, "Data", "CurrentPipelineId", &co.current_pipeline_id, ret_error)) < 0 ||
+            (r = json_read_time(data, "Data", "CreateTime", &co.create_ms, ret_error)) < 0)
                 return r;
 
-        r = read_bool(data, "Data", "SupportRollback", &support_rollback, ret_error);
+        r = json_read_bool(data, "Data", "SupportRollback", &support_rollback, ret_error);
         if (r < 0)
                 return r;
         if (r > 0)
@@ -452,14 +363,14 @@ int sae_parse_change_order(const cJSON *root, change_order *out, char **ret_erro
 
 int sae_parse_action(const cJSON *root, char **ret_change_order_id, char **ret_error) {
         if (!cJSON_IsObject(root))
-                return parse_error(ret_error, "response: expected a JSON object");
+                return json_error(ret_error, "response: expected a JSON object");
         const cJSON *data = json_member(root, "Data");
         if (data && !cJSON_IsObject(data))
-                return parse_error(ret_error, "Data: expected an object");
+                return json_error(ret_error, "Data: expected an object");
 
         /* The action itself succeeded; the new order's id is a courtesy. */
         _cleanup_free_ char *id = NULL;
-        int r = read_string(data, "Data", "ChangeOrderId", &id, ret_error);
+        int r = json_read_string(data, "Data", "ChangeOrderId", &id, ret_error);
         if (r < 0)
                 return r;
         *ret_change_order_id = TAKE_PTR(id);
