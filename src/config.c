@@ -1438,62 +1438,6 @@ int config_parse(const char *name, const char *text, size_t len, config **ret, c
         return 0;
 }
 
-/* Reads at most `max` bytes: a config can be /dev/stdin or a pipe, where
- * st_size says nothing, and must never make us read without end. */
-static int read_capped(const char *path, size_t max, char **ret, size_t *ret_len) {
-        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
-        struct stat st;
-        if (fstat(fd, &st) < 0) {
-                int e = errno;
-                close(fd);
-                return -e;
-        }
-        if (S_ISDIR(st.st_mode)) {
-                close(fd);
-                return -EISDIR;
-        }
-        size_t allocated = S_ISREG(st.st_mode) && (uint64_t)st.st_size < max ? (size_t)st.st_size + 1 : 4096;
-        size_t len = 0;
-        char *buf = malloc(allocated);
-        if (!buf) {
-                close(fd);
-                return -ENOMEM;
-        }
-        for (;;) {
-                if (len == allocated) {
-                        if (allocated >= max)
-                                break;
-                        size_t na = allocated * 2 < max ? allocated * 2 : max;
-                        char *nb = realloc(buf, na);
-                        if (!nb) {
-                                free(buf);
-                                close(fd);
-                                return -ENOMEM;
-                        }
-                        buf = nb;
-                        allocated = na;
-                }
-                ssize_t n = read(fd, buf + len, allocated - len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        int e = errno;
-                        free(buf);
-                        close(fd);
-                        return -e;
-                }
-                if (n == 0)
-                        break;
-                len += (size_t)n;
-        }
-        close(fd);
-        *ret = buf;
-        *ret_len = len;
-        return 0;
-}
-
 int config_load(const char *path, config **ret, char **ret_error) {
         _cleanup_free_ char *buf = NULL;
         size_t len = 0;
@@ -1502,7 +1446,11 @@ int config_load(const char *path, config **ret, char **ret_error) {
                 *ret_error = NULL;
         *ret = NULL;
         /* one byte past the limit is enough to know it is too large */
-        int r = read_capped(path, CONFIG_MAX_BYTES + 1, &buf, &len);
+        /* a config can be /dev/stdin or a pipe, where st_size says nothing */
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        int r = fd < 0 ? -errno : read_fd_limited(fd, CONFIG_MAX_BYTES + 1, false, &buf, &len);
+        if (fd >= 0)
+                close(fd);
         if (r < 0) {
                 if (ret_error)
                         *ret_error = strdup_printf("%s: cannot read: %s", path, strerror(-r));

@@ -164,20 +164,6 @@ static void line_append_field(line_buffer *l, const char *key, const char *value
         line_append(l, value, true);
 }
 
-static int write_all(int fd, const char *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
 static int send_stderr(log_event ev, int priority, const log_fields *f, const char *msg) {
         /* static: 5 KiB is too much stack for a function called everywhere,
          * and there is one thread */

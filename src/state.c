@@ -434,52 +434,6 @@ int state_from_json(const char *text, app_state *out, char **ret_error) {
 
 /* ---- files ----------------------------------------------------------------- */
 
-static int read_capped(int fd, char **ret, size_t *ret_len) {
-        struct stat st;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (S_ISDIR(st.st_mode))
-                return -EISDIR;
-        if (!S_ISREG(st.st_mode))
-                return -EBADFD;
-
-        /* one byte past the cap tells "too big" from "exactly the cap" */
-        size_t cap = (size_t) STATE_FILE_MAX + 1;
-        size_t size = st.st_size <= 0                     ? 4096
-                      : (uint64_t) st.st_size < cap ? (size_t) st.st_size + 1
-                                                    : cap;
-        _cleanup_free_ char *buf = malloc(size + 1);
-        if (!buf)
-                return -ENOMEM;
-
-        size_t len = 0;
-        for (;;) {
-                if (len == size) {
-                        if (size >= cap)
-                                break;
-                        size_t nsize = size * 2 < cap ? size * 2 : cap;
-                        char *n = realloc(buf, nsize + 1);
-                        if (!n)
-                                return -ENOMEM;
-                        buf = n;
-                        size = nsize;
-                }
-                ssize_t k = read(fd, buf + len, size - len);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                len += (size_t) k;
-        }
-        buf[len] = 0;
-        *ret = TAKE_PTR(buf);
-        *ret_len = len;
-        return 0;
-}
-
 /* Moves a bad file to "<path>.corrupt-<unix seconds>[.N]" without ever
  * replacing an earlier one: each is evidence of something. */
 static int move_aside(const char *path, char **ret_newpath) {
@@ -536,7 +490,8 @@ int state_load(const char *dir, const char *app, app_state *out, char **ret_warn
         }
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
-        int r = read_capped(fd, &text, &len);
+        /* one byte past the cap tells "too big" from "exactly the cap" */
+        int r = read_fd_limited(fd, (size_t) STATE_FILE_MAX + 1, true, &text, &len);
         close(fd);
         if (r < 0)
                 return r;
@@ -583,20 +538,6 @@ int state_load(const char *dir, const char *app, app_state *out, char **ret_warn
                         return -ENOMEM;
         }
         return empty_state(out, app);
-}
-
-static int write_all(int fd, const char *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += k;
-                n -= (size_t) k;
-        }
-        return 0;
 }
 
 static int fsync_directory(const char *dir) {

@@ -7,6 +7,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 uint64_t now_monotonic_usec(void) {
@@ -184,4 +186,71 @@ uint64_t jitter_usec(uint64_t value, double fraction) {
         double r = (double)(random_u64() >> 11) / (double)(UINT64_C(1) << 53); /* [0,1) */
         double v = (double)value - span + 2 * span * r;
         return v < 0 ? 0 : (uint64_t)v;
+}
+
+int read_fd_limited(int fd, size_t limit, bool regular_only, char **ret, size_t *ret_len) {
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+        if (regular_only && !S_ISREG(st.st_mode))
+                return -EBADFD;
+        /* st_size is a hint (pipes say 0, files grow): start there, grow if needed */
+        size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 && (uint64_t)st.st_size < limit
+                             ? (size_t)st.st_size + 1
+                             : (limit < 4096 ? limit : 4096);
+        char *buf = malloc(cap + 1);
+        if (!buf)
+                return -ENOMEM;
+        size_t len = 0;
+        for (;;) {
+                if (len == cap) {
+                        if (cap >= limit)
+                                break;
+                        size_t ncap = cap * 2 < limit ? cap * 2 : limit;
+                        char *n = malloc(ncap + 1);
+                        if (!n) {
+                                OPENSSL_cleanse(buf, cap + 1);
+                                free(buf);
+                                return -ENOMEM;
+                        }
+                        memcpy(n, buf, len);
+                        OPENSSL_cleanse(buf, cap + 1);
+                        free(buf);
+                        buf = n;
+                        cap = ncap;
+                }
+                ssize_t k = read(fd, buf + len, cap - len);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        int e = errno;
+                        OPENSSL_cleanse(buf, cap + 1);
+                        free(buf);
+                        return -e;
+                }
+                if (k == 0)
+                        break;
+                len += (size_t)k;
+        }
+        buf[len] = 0;
+        *ret = buf;
+        *ret_len = len;
+        return 0;
+}
+
+int write_all(int fd, const void *p, size_t n) {
+        const char *c = p;
+        while (n > 0) {
+                ssize_t k = write(fd, c, n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                c += k;
+                n -= (size_t)k;
+        }
+        return 0;
 }

@@ -81,6 +81,15 @@ static inline const char *strna(const char *s) {
         return s ? s : "n/a";
 }
 
+/* Reads fd to its end, but never more than `limit` bytes (callers pass
+ * their maximum + 1 to tell "too large" from "exactly the maximum"). The
+ * buffer is NUL-terminated. It grows by copy-and-wipe, never realloc, so a
+ * secret read with it leaves no stray copy in freed memory. -EISDIR for a
+ * directory, -EBADFD for anything but a regular file when regular_only. */
+int read_fd_limited(int fd, size_t limit, bool regular_only, char **ret, size_t *ret_len);
+/* write(2) until done, retrying EINTR. 0 or -errno. */
+int write_all(int fd, const void *p, size_t n);
+
 /* malloc'ed printf; NULL on OOM. */
 char *strdup_printf(const char *fmt, ...) _printf_(1, 2);
 
