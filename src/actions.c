@@ -144,6 +144,9 @@ static void record_outcome(action_run *run, act_result result, const char *detai
                                a->w->state_dir, strerror(-r));
         }
         count_action(a, run->rule.action, act_result_name(result));
+        /* `once` exits 3 when an action it attempted did not clearly work. */
+        if (result == ACT_FAILED || result == ACT_UNCONFIRMED)
+                a->w->once_failures++;
 }
 
 static void on_action_done(const api_result *r, const char *new_id, void *userdata) {

@@ -239,3 +239,15 @@ def test_a_second_daemon_on_the_same_state_is_refused(sim, tmp_path, start_daemo
     assert "another rollguard is running" in r.stderr
     r = run_cli("--config", cfg, "--dry-run", "once", timeout=10)
     assert r.returncode == 0, r.stderr
+
+
+def test_once_exits_3_when_the_rollback_is_refused(sim, tmp_path, run_cli):
+    stuck = stuck_order()
+    a = sae_app(orders=[stuck], name="payments")
+    sim.set_apps([a])
+    sim.add_fault(kind="http_status", status=403, code="Forbidden.RAM", count=-1,
+                  match={"action": ROLLBACK})
+    r = run_cli("--config", write_config(tmp_path, sim, [a]), "once")
+    assert r.returncode == 3, r.stderr
+    assert "rollguard-action-failed app=payments" in r.stderr
+    assert "act by hand" in r.stderr
