@@ -40,6 +40,7 @@ struct api_call {
 
         api_done_fn done;
         void *userdata;
+        void (*destroy)(void *userdata); /* when it ends without done() */
         http_call *http;       /* non-NULL while in flight */
 };
 
@@ -379,18 +380,21 @@ static void call_detach(api_client *c, api_call *call) {
                 queue_remove(c, call);
 }
 
+/* Ends a call that will never see its callback: its owner frees what it
+ * attached to the call. */
+static void call_drop(api_client *c, api_call *call) {
+        call_detach(c, call);
+        if (call->destroy)
+                call->destroy(call->userdata);
+        call_free(call);
+}
+
 static void cancel_all(api_client *c) {
         for (size_t p = 0; p < _API_PRIO_MAX; p++)
-                while (c->queue[p].head) {
-                        api_call *call = c->queue[p].head;
-                        call_detach(c, call);
-                        call_free(call);
-                }
-        while (c->in_flight.head) {
-                api_call *call = c->in_flight.head;
-                call_detach(c, call);
-                call_free(call);
-        }
+                while (c->queue[p].head)
+                        call_drop(c, c->queue[p].head);
+        while (c->in_flight.head)
+                call_drop(c, c->in_flight.head);
 }
 
 /* ---- lifetime ---- */
@@ -800,8 +804,11 @@ int api_submit(api_client *c, const char *base_url, const api_request *req, api_
 void api_call_cancel(api_call *call) {
         if (!call || call->completing)
                 return;
-        call_detach(call->client, call);
-        call_free(call);
+        call_drop(call->client, call);
+}
+
+void api_call_set_destroy(api_call *call, void (*destroy)(void *userdata)) {
+        call->destroy = destroy;
 }
 
 void api_client_stats(const api_client *c, api_stats *out) {

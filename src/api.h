@@ -83,6 +83,9 @@ int api_client_reconfigure(api_client *c, const api_client_options *opt);
 int api_submit(api_client *c, const char *base_url, const api_request *req, api_priority prio,
                api_done_fn done, void *userdata, api_call **ret_call);
 void api_call_cancel(api_call *call);
+/* Called with the userdata when the call ends without its callback
+ * (cancelled, or the client freed), so whoever owns the userdata frees it. */
+void api_call_set_destroy(api_call *call, void (*destroy)(void *userdata));
 
 /* For /metrics and `status`. */
 typedef struct api_stats {

@@ -29,6 +29,12 @@ static void result_from_parse_error(const api_result *in, const char *what, cons
         snprintf(out->message, sizeof out->message, "%s: %s", what, err ? err : "unreadable");
 }
 
+static void cloud_call_free(void *userdata) {
+        cloud_call *cc = userdata;
+        free(cc->requested_id);
+        free(cc);
+}
+
 static void on_api_done(const api_result *r, void *userdata) {
         cloud_call *cc = userdata;
         _cleanup_free_ char *err = NULL;
@@ -90,25 +96,28 @@ static void on_api_done(const api_result *r, void *userdata) {
                 break;
         }
         }
-        free(cc->requested_id);
-        free(cc);
+        cloud_call_free(cc);
 }
 
 static int submit(const cloud_ctx *c, const app_config *app, const api_request *req,
                   api_priority prio, cloud_call *cc, api_call **ret_call) {
         _cleanup_free_ char *base = config_endpoint_url(c->cfg, app);
         if (!base) {
-                free(cc->requested_id);
-                free(cc);
+                cloud_call_free(cc);
                 return -ENOMEM;
         }
         cc->platform = app->platform;
-        int r = api_submit(c->api, base, req, prio, on_api_done, cc, ret_call);
+        api_call *call = NULL;
+        int r = api_submit(c->api, base, req, prio, on_api_done, cc, &call);
         if (r < 0) {
-                free(cc->requested_id);
-                free(cc);
+                cloud_call_free(cc);
+                return r;
         }
-        return r;
+        /* a cancelled call (app removed, daemon stopping) frees cc too */
+        api_call_set_destroy(call, cloud_call_free);
+        if (ret_call)
+                *ret_call = call;
+        return 0;
 }
 
 int cloud_poll_activity(const cloud_ctx *c, const app_config *app, api_priority prio,

@@ -185,7 +185,9 @@ uint64_t jitter_usec(uint64_t value, double fraction) {
         double span = (double)value * fraction;
         double r = (double)(random_u64() >> 11) / (double)(UINT64_C(1) << 53); /* [0,1) */
         double v = (double)value - span + 2 * span * r;
-        return v < 0 ? 0 : (uint64_t)v;
+        uint64_t u = v < 0 ? 0 : (uint64_t)v;
+        /* whole milliseconds: nobody needs "1s837ms906us" in a log line */
+        return u >= USEC_PER_MSEC ? u / USEC_PER_MSEC * USEC_PER_MSEC : u;
 }
 
 int read_fd_limited(int fd, size_t limit, bool regular_only, char **ret, size_t *ret_len) {
