@@ -403,36 +403,21 @@ static int read_credentials_file(const char *path, file_text *ret) {
                 return -EISDIR;
         }
 
-        file_text f = { .cap = CREDENTIALS_FILE_MAX + 2, .mode = st.st_mode };
-        f.data = malloc(f.cap);
-        if (!f.data) {
-                close(fd);
-                return -ENOMEM;
-        }
+        file_text f = { .mode = st.st_mode };
         size_t len = 0;
-        int r = 0;
-        while (len < CREDENTIALS_FILE_MAX + 1) {
-                ssize_t n = read(fd, f.data + len, CREDENTIALS_FILE_MAX + 1 - len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0) {
-                        r = -errno;
-                        break;
-                }
-                if (n == 0)
-                        break;
-                len += (size_t)n;
-        }
+        int r = read_fd_limited(fd, CREDENTIALS_FILE_MAX + 1, false, &f.data, &len);
         close(fd);
-        if (r == 0 && len > CREDENTIALS_FILE_MAX)
+        if (r < 0)
+                return r;
+        f.cap = len + 1; /* nothing past the NUL was ever written */
+        if (len > CREDENTIALS_FILE_MAX)
                 r = -EFBIG;
-        if (r == 0 && memchr(f.data, 0, len))
+        else if (memchr(f.data, 0, len))
                 r = -EBADMSG;
         if (r < 0) {
                 file_text_done(&f);
                 return r;
         }
-        f.data[len] = 0;
         *ret = f;
         return 0;
 }
@@ -742,8 +727,13 @@ static void ecs_fail(cred_provider *p, const char *fmt, ...) {
 
         char d[32];
         const credentials *still = cred_provider_get(p);
+        /* "auto" forgets the role before each refresh: while the current
+         * credentials live, name the role they came from. */
+        const char *role = p->role ? p->role
+                           : still && still->source_detail ? still->source_detail
+                                                           : p->role_requested;
         log_event_send(EV_CREDENTIALS, LOG_WARNING, NULL,
-                       "ECS RAM role %s: %s; retrying in %s%s", p->role ? p->role : p->role_requested,
+                       "ECS RAM role %s: %s; retrying in %s%s", role,
                        msg, format_duration(delay, d, sizeof d),
                        still ? " (the current credentials stay in use until they expire)" : "");
         (void)ecs_schedule(p, delay);
@@ -915,6 +905,18 @@ static void on_ecs_response(const http_response *resp, void *userdata) {
         if (resp->transport_error || resp->status == 0) {
                 ecs_fail(p, "%s at %s: %s", ecs_step_name(p->step), p->metadata_base,
                          resp->error ? resp->error : "no response");
+                return;
+        }
+        /* The metadata service says 404 when no role (or not this role) is
+         * attached: say that, an operator cannot act on a bare "HTTP 404". */
+        if (resp->status == 404 && p->step == ECS_STEP_ROLE) {
+                ecs_fail(p, "no RAM role is attached to this instance (%s at %s: HTTP 404)",
+                         ecs_step_name(p->step), p->metadata_base);
+                return;
+        }
+        if (resp->status == 404 && p->step == ECS_STEP_CREDENTIALS) {
+                ecs_fail(p, "RAM role %s is not attached to this instance (%s at %s: HTTP 404)",
+                         p->role, ecs_step_name(p->step), p->metadata_base);
                 return;
         }
         if (resp->status != 200) {

@@ -5,9 +5,12 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <malloc.h>
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
@@ -615,6 +618,31 @@ out:
         return exit_code;
 }
 
+/* libcurl frees request and response buffers that held STS tokens and the
+ * metadata service's AccessKeySecret; have it wipe them first. */
+static void wiping_free(void *p) {
+        if (!p)
+                return;
+        OPENSSL_cleanse(p, malloc_usable_size(p));
+        free(p);
+}
+
+static void *wiping_realloc(void *p, size_t n) {
+        if (!p)
+                return malloc(n);
+        if (n == 0) {
+                wiping_free(p);
+                return NULL;
+        }
+        void *q = malloc(n);
+        if (!q)
+                return NULL;
+        size_t old = malloc_usable_size(p);
+        memcpy(q, p, old < n ? old : n);
+        wiping_free(p);
+        return q;
+}
+
 int main(int argc, char **argv) {
         cli c;
         int r = parse_cli(argc, argv, &c);
@@ -622,7 +650,10 @@ int main(int argc, char **argv) {
                 return r < 0 ? EXIT_USAGE : EXIT_OK;
 
         log_setup(LOG_TARGET_AUTO, c.verbose);
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        /* No core dumps and no ptrace by other users: memory holds secrets. */
+        (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+        if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, wiping_free, wiping_realloc, strdup, calloc) !=
+            CURLE_OK) {
                 fprintf(stderr, "rollguard: cannot initialise libcurl\n");
                 return EXIT_RUNTIME;
         }
