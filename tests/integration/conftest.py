@@ -42,6 +42,14 @@ if not SIM_PY.exists():
     SIM_PY = HERE.parent / "sim" / "sim.py"
 PYTHON = sys.executable or "/usr/bin/python3"
 
+# Set by ./tools/dev for its ASan+UBSan and valgrind runs: SLOWDOWN stretches
+# every deadline below; TOOL_EXITCODE is the exit code the checker gives a
+# process in which it found a leak or an error. Either that code or a
+# sanitizer report on stderr fails the test, whatever the test asserted.
+SLOWDOWN = float(os.environ.get("ROLLGUARD_TEST_SLOWDOWN") or 1)
+TOOL_EXITCODE = int(os.environ.get("ROLLGUARD_TOOL_EXITCODE") or 0)
+_TOOL_REPORT = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: ")
+
 TEST_KEY_ID = "testid"
 TEST_KEY_SECRET = "testsecret"
 
@@ -58,7 +66,7 @@ _LIVE_LOCK = threading.Lock()
 def wait_for(predicate, timeout=10.0, interval=0.05, what="condition"):
     """Poll predicate() until it returns something truthy (returned) or the
     deadline passes (AssertionError naming `what`)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout * SLOWDOWN
     while True:
         value = predicate()
         if value:
@@ -78,6 +86,14 @@ def max_calls_in_window(requests_or_times, window=60.0):
             lo += 1
         best = max(best, hi - lo + 1)
     return best
+
+
+def assert_tool_clean(rc, text, what):
+    """No sanitizer report and no checker exit code (see TOOL_EXITCODE)."""
+    if _TOOL_REPORT.search(text) or (TOOL_EXITCODE and rc == TOOL_EXITCODE):
+        tail = "\n".join(text.splitlines()[-60:])
+        raise AssertionError(f"{what} exited {rc}: the memory/UB checker found a problem:\n"
+                             f"{_redact(tail, _SECRETS)}")
 
 
 def known_secrets():
@@ -736,7 +752,7 @@ class Daemon:
         (a str) or matches it (a compiled regex); returns the line. Fails
         at once if the daemon exits without logging it."""
         match = self._matcher(pattern)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * SLOWDOWN
         pos = since
         with self._cond:
             while True:
@@ -765,7 +781,7 @@ class Daemon:
 
     def wait_exit(self, timeout=10.0):
         try:
-            rc = self.proc.wait(timeout=timeout)
+            rc = self.proc.wait(timeout=timeout * SLOWDOWN)
         except subprocess.TimeoutExpired:
             raise AssertionError(f"rollguard still running after {timeout:g}s") from None
         self._join()
@@ -781,7 +797,7 @@ class Daemon:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=timeout)
+                self.proc.wait(timeout=timeout * SLOWDOWN)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -797,6 +813,11 @@ class Daemon:
         rc = self.proc.wait()
         self._join()
         return rc
+
+    def assert_tool_clean(self):
+        with self._cond:
+            text = "\n".join(self.lines)
+        assert_tool_clean(self.proc.returncode, text, f"rollguard (pid {self.pid})")
 
     def assert_no_secrets(self):
         with self._cond:
@@ -839,6 +860,10 @@ def start_daemon(tmp_path, request):
             print(f"--- rollguard #{i} stderr (last 60 lines) ---\n{d._tail(60)}")
     for d in started:
         d.assert_no_secrets()
+        try:
+            d.assert_tool_clean()
+        except AssertionError as e:
+            errors.append(str(e))
     if errors:
         raise AssertionError("; ".join(errors))
 
@@ -850,10 +875,11 @@ def run_cli(tmp_path):
 
     def run(*args, env=None, timeout=30, input=None):
         r = subprocess.run([rollguard_bin(), *map(str, args)], capture_output=True, text=True,
-                           env=daemon_env(tmp_path, env), cwd=tmp_path, timeout=timeout,
+                           env=daemon_env(tmp_path, env), cwd=tmp_path, timeout=timeout * SLOWDOWN,
                            input=input, stdin=None if input is not None else subprocess.DEVNULL)
         assert_no_secrets(r.stdout, "rollguard's stdout")
         assert_no_secrets(r.stderr, "rollguard's stderr")
+        assert_tool_clean(r.returncode, r.stderr, "rollguard " + " ".join(map(str, args)))
         return r
 
     return run
