@@ -199,6 +199,9 @@ def test_corrupt_state_file_is_moved_aside_not_fatal(sim, tmp_path, start_daemon
     d.wait_for_log(re.compile(r"warning rollguard-state-corrupt app=payments: .*corrupt"))
     assert list((tmp_path / "state").glob("payments.json.corrupt-*"))
     sim.wait_for_rollback(co["id"], timeout=20)
+    # the sim has the call before the daemon has its answer; the outcome is
+    # on disk by the time the daemon logs it
+    d.wait_for_log(re.compile(r"rollguard-action-done app=payments"))
     assert read_state(tmp_path, "payments")["acts"][0]["result"] == "done"
 
 
