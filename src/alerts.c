@@ -302,12 +302,14 @@ static bool matchers_match(const matcher_set *m, const firing_alert *a) {
         return true;
 }
 
-/* SPEC 7: the alert names the app (label app="<name>"), or one of the app's
- * rules has `alert:` matchers that this alert satisfies. */
+/* SPEC 7: the alert names the app (label app="<name>"), or, when it names
+ * no app, one of the app's rules has `alert:` matchers it satisfies. An alert
+ * that names another app never reaches this one, whatever its other labels:
+ * cart's HighErrorRate must not roll back shop-api's release. */
 static bool alert_concerns(const app_slot *a, const firing_alert *fa) {
         const char *app = label_value(fa, "app");
-        if (app && streq(app, a->name))
-                return true;
+        if (app)
+                return streq(app, a->name);
         for (size_t i = 0; i < a->n_sets; i++)
                 if (matchers_match(&a->sets[i], fa))
                         return true;

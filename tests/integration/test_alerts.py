@@ -311,10 +311,12 @@ def test_grouped_payload_routes_each_alert(tmp_path, sim, start_daemon):
         alert("resolved", fingerprint="g4", alertname="HighLatency", app="shop-api",
               ends_at="2026-11-23T08:05:00Z"),                                          # by app label
         alert(fingerprint="g5", alertname="HighLatency", service="other"),              # matcher differs
+        # satisfies shop-api's matchers but names another app: never shop-api's
+        alert(fingerprint="g6", alertname="HighErrorRate", app="billing"),
     )
     status, _, doc = lis.post_alerts(group)
     assert status == 200
-    assert doc == {"status": "ok", "matched": 3, "unmatched": 2}
+    assert doc == {"status": "ok", "matched": 3, "unmatched": 3}
     assert lis.firing("shop-api") == 1
     assert lis.firing("cart") == 1
 
