@@ -116,10 +116,8 @@ int edas_parse_change_order_list(const cJSON *root, app_activity *out, char **re
         if (r < 0)
                 return r;
 
-        /* Newest by CreateTime; ties keep list order (EDAS lists newest first). */
-        _cleanup_free_ char *best_id = NULL, *newest_id = NULL;
-        int best_status = CO_UNKNOWN, newest_status = CO_UNKNOWN;
-        int64_t best_ms = INT64_MIN, newest_ms = INT64_MIN;
+        /* Ties keep list order (EDAS lists newest first). */
+        _cleanup_(activity_pick_done) activity_pick pick = ACTIVITY_PICK_INIT;
         size_t i = 0;
         const cJSON *item;
         cJSON_ArrayForEach(item, list) {
@@ -137,25 +135,10 @@ int edas_parse_change_order_list(const cJSON *root, app_activity *out, char **re
                         return r;
                 if (!id) /* nothing to follow up on */
                         continue;
-
-                if (create_ms > newest_ms) {
-                        newest_ms = create_ms;
-                        newest_status = status;
-                        if (free_and_strdup(&newest_id, id) < 0)
-                                return -ENOMEM;
-                }
-                if (edas_status_in_flight(status) && create_ms > best_ms) {
-                        best_ms = create_ms;
-                        best_status = status;
-                        free(best_id);
-                        best_id = TAKE_PTR(id);
-                }
+                if (activity_pick_add(&pick, &id, status, create_ms, edas_status_in_flight(status)) < 0)
+                        return -ENOMEM;
         }
-
-        if (best_id)
-                *out = (app_activity){ .in_flight = true, .change_order_id = TAKE_PTR(best_id), .status = best_status };
-        else
-                *out = (app_activity){ .in_flight = false, .change_order_id = TAKE_PTR(newest_id), .status = newest_status };
+        activity_pick_take(&pick, out);
         return 0;
 }
 

@@ -18,6 +18,37 @@ void app_activity_done(app_activity *a) {
         *a = (app_activity){ .status = CO_UNKNOWN };
 }
 
+int activity_pick_add(activity_pick *p, char **id, int status, int64_t create_ms, bool in_flight) {
+        if (create_ms > p->newest_ms) {
+                p->newest_ms = create_ms;
+                p->newest_status = status;
+                if (free_and_strdup(&p->newest_id, *id) < 0)
+                        return -ENOMEM;
+        }
+        if (in_flight && create_ms > p->in_flight_ms) {
+                p->in_flight_ms = create_ms;
+                p->in_flight_status = status;
+                free(p->in_flight_id);
+                p->in_flight_id = TAKE_PTR(*id);
+        }
+        return 0;
+}
+
+void activity_pick_take(activity_pick *p, app_activity *out) {
+        if (p->in_flight_id)
+                *out = (app_activity){ .in_flight = true, .change_order_id = TAKE_PTR(p->in_flight_id),
+                                       .status = p->in_flight_status };
+        else
+                *out = (app_activity){ .in_flight = false, .change_order_id = TAKE_PTR(p->newest_id),
+                                       .status = p->newest_status };
+        activity_pick_done(p);
+}
+
+void activity_pick_done(activity_pick *p) {
+        p->in_flight_id = mfree(p->in_flight_id);
+        p->newest_id = mfree(p->newest_id);
+}
+
 static void fill_request(api_request *req, const char *method, const char *path, const char *action) {
         *req = (api_request){
                 .method = method,
@@ -220,11 +251,8 @@ int sae_parse_change_order_list(const cJSON *root, app_activity *out, char **ret
         if (list && !cJSON_IsArray(list))
                 return json_error(ret_error, "Data.ChangeOrderList: expected a list");
 
-        /* The newest in-flight order wins; failing that, the newest of all.
-         * Ties (or absent CreateTime) keep list order: SAE lists newest first. */
-        _cleanup_free_ char *best_id = NULL, *newest_id = NULL;
-        int best_status = CO_UNKNOWN, newest_status = CO_UNKNOWN;
-        int64_t best_ms = INT64_MIN, newest_ms = INT64_MIN;
+        /* Ties (or absent CreateTime) keep list order: SAE lists newest first. */
+        _cleanup_(activity_pick_done) activity_pick pick = ACTIVITY_PICK_INIT;
         size_t i = 0;
         const cJSON *item;
         cJSON_ArrayForEach(item, list) {
@@ -236,36 +264,16 @@ int sae_parse_change_order_list(const cJSON *root, app_activity *out, char **ret
                 _cleanup_free_ char *id = NULL;
                 int status = CO_UNKNOWN;
                 int64_t create_ms = 0;
-                r = json_read_string(item, where, "ChangeOrderId", &id, ret_error);
-                if (r < 0)
-                        return r;
-                r = read_status(item, where, "Status", &status, ret_error);
-                if (r < 0)
-                        return r;
-                r = json_read_time(item, where, "CreateTime", &create_ms, ret_error);
-                if (r < 0)
+                if ((r = json_read_string(item, where, "ChangeOrderId", &id, ret_error)) < 0 ||
+                    (r = read_status(item, where, "Status", &status, ret_error)) < 0 ||
+                    (r = json_read_time(item, where, "CreateTime", &create_ms, ret_error)) < 0)
                         return r;
                 if (!id) /* nothing to follow up on */
                         continue;
-
-                if (create_ms > newest_ms) {
-                        newest_ms = create_ms;
-                        newest_status = status;
-                        if (free_and_strdup(&newest_id, id) < 0)
-                                return -ENOMEM;
-                }
-                if (sae_status_in_flight(status) && create_ms > best_ms) {
-                        best_ms = create_ms;
-                        best_status = status;
-                        free(best_id);
-                        best_id = TAKE_PTR(id);
-                }
+                if (activity_pick_add(&pick, &id, status, create_ms, sae_status_in_flight(status)) < 0)
+                        return -ENOMEM;
         }
-
-        if (best_id)
-                *out = (app_activity){ .in_flight = true, .change_order_id = TAKE_PTR(best_id), .status = best_status };
-        else
-                *out = (app_activity){ .in_flight = false, .change_order_id = TAKE_PTR(newest_id), .status = newest_status };
+        activity_pick_take(&pick, out);
         return 0;
 }
 

@@ -18,6 +18,23 @@ typedef struct app_activity {
 } app_activity;
 void app_activity_done(app_activity *a);
 
+/* What a list of an app's change orders points at, for both platforms: the
+ * newest order in flight, else the newest of all. "Newest" is by CreateTime;
+ * ties (and absent times) keep list order, as both list newest first. */
+typedef struct activity_pick {
+        char *in_flight_id, *newest_id;
+        int in_flight_status, newest_status;
+        int64_t in_flight_ms, newest_ms;
+} activity_pick;
+#define ACTIVITY_PICK_INIT                                                                          \
+        { .in_flight_status = CO_UNKNOWN, .newest_status = CO_UNKNOWN, .in_flight_ms = INT64_MIN, \
+          .newest_ms = INT64_MIN }
+/* Takes *id when it is kept. -ENOMEM. */
+int activity_pick_add(activity_pick *p, char **id, int status, int64_t create_ms, bool in_flight);
+/* Hands the pick to *out and empties p. */
+void activity_pick_take(activity_pick *p, app_activity *out);
+void activity_pick_done(activity_pick *p);
+
 /* Builders fill *req; strings point into the arguments (keep them alive). */
 void sae_req_describe_app_status(api_request *req, const char *app_id);
 void sae_req_list_change_orders(api_request *req, const char *app_id);
