@@ -20,6 +20,12 @@
  * we expect keeps the server's view within the promise of SPEC 4. */
 #define API_RATE_WINDOW_MARGIN_USEC (250 * USEC_PER_MSEC)
 #define API_DEFAULT_WINDOW_USEC USEC_PER_MIN
+/* Polls on the wire at once. Each costs a curl handle, its buffers and a
+ * connection; with no cap a slow or stalled endpoint would have every app's
+ * poll in flight (1000 apps: tens of MiB). 64 still covers the default
+ * account limit (50 calls/s) with answers taking a full second. Actions
+ * never wait for a slot. */
+#define API_MAX_IN_FLIGHT 64
 
 struct api_call {
         api_client *client;
@@ -598,6 +604,10 @@ static bool dispatch(api_client *c) {
                 /* No credentials yet (RAM role still fetching): wait for on_change. */
                 const credentials *cr = cred_provider_get(c->creds);
                 if (!cr)
+                        return false;
+
+                /* on_http_done dispatches again when a slot frees up */
+                if (call->prio != API_PRIO_ACTION && c->n_in_flight >= API_MAX_IN_FLIGHT)
                         return false;
 
                 uint64_t now = now_monotonic_usec();

@@ -158,27 +158,30 @@ int free_and_strdup(char **dst, const char *src) {
         return 0;
 }
 
-/* Measured, then written once into a buffer of exactly that size. Not
- * vasprintf: it grows its buffer by realloc and frees the outgrown copies
- * unwiped, and these strings carry STS tokens into request headers (the
- * sanitizer build, whose allocator keeps freed blocks, showed the copies). */
+/* Written once into a buffer of exactly the right size. Not vasprintf: it
+ * grows its buffer by realloc and frees the outgrown copies unwiped, and
+ * these strings carry STS tokens into request headers (the sanitizer build,
+ * whose allocator keeps freed blocks, showed the copies). Most strings fit
+ * the stack buffer, which saves formatting twice; it is wiped after use. */
 char *strdup_printf(const char *fmt, ...) {
+        char stack[512];
         va_list ap;
         va_start(ap, fmt);
-        int n = vsnprintf(NULL, 0, fmt, ap);
+        int n = vsnprintf(stack, sizeof stack, fmt, ap);
         va_end(ap);
         if (n < 0)
                 return NULL;
         char *s = malloc((size_t)n + 1);
-        if (!s)
-                return NULL;
-        va_start(ap, fmt);
-        int m = vsnprintf(s, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-        if (m != n) {
-                free(s);
-                return NULL;
+        if (s && (size_t)n < sizeof stack)
+                memcpy(s, stack, (size_t)n + 1);
+        else if (s) {
+                va_start(ap, fmt);
+                int m = vsnprintf(s, (size_t)n + 1, fmt, ap);
+                va_end(ap);
+                if (m != n)
+                        s = mfree(s);
         }
+        OPENSSL_cleanse(stack, (size_t)n < sizeof stack ? (size_t)n : sizeof stack);
         return s;
 }
 
