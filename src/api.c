@@ -22,9 +22,9 @@
 #define API_DEFAULT_WINDOW_USEC USEC_PER_MIN
 /* Polls on the wire at once. Each costs a curl handle, its buffers and a
  * connection; with no cap a slow or stalled endpoint would have every app's
- * poll in flight (1000 apps: tens of MiB). 64 still covers the default
- * account limit (50 calls/s) with answers taking a full second. Actions
- * never wait for a slot. */
+ * poll in flight (1000 apps: tens of MiB). 64 still allows 64 calls/s
+ * with answers taking a full second, far above the default pace (60 calls
+ * a minute). Actions never wait for a slot. */
 #define API_MAX_IN_FLIGHT 64
 
 struct api_call {
