@@ -48,6 +48,10 @@ PYTHON = sys.executable or "/usr/bin/python3"
 # sanitizer report on stderr fails the test, whatever the test asserted.
 SLOWDOWN = float(os.environ.get("ROLLGUARD_TEST_SLOWDOWN") or 1)
 TOOL_EXITCODE = int(os.environ.get("ROLLGUARD_TOOL_EXITCODE") or 0)
+# ./tools/dev valgrind: the daemon runs 20-50x slower, so time between
+# deciding to send and the bytes leaving can exceed what a test about
+# wire timing allows for the network.
+UNDER_VALGRIND = os.environ.get("ROLLGUARD_UNDER_VALGRIND") == "1"
 _TOOL_REPORT = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: ")
 
 TEST_KEY_ID = "testid"

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import (config_app_from, healthy_order, rule, sae_app, stuck_order, wait_for,
+from conftest import (UNDER_VALGRIND, config_app_from, healthy_order, rule, sae_app, stuck_order, wait_for,
                       write_config)
 
 ROLLBACK = "AbortAndRollbackChangeOrder"
@@ -167,6 +167,11 @@ def test_unknown_app_is_degraded_not_fatal(sim, tmp_path, start_daemon):
 def test_rate_limit_is_never_exceeded(sim, tmp_path, start_daemon):
     """20 apps polled every second want ~40 calls/s; the account allows 10
     per 2 s. No 2-second window the server sees may hold more than 10."""
+    if UNDER_VALGRIND:
+        # The limiter keeps 250 ms of margin for network jitter; under
+        # valgrind one loop iteration can take longer than that, so the
+        # server's view drifts from the daemon's by more than the margin.
+        pytest.skip("wire timing is not meaningful under valgrind")
     apps = [sae_app(orders=[healthy_order(steps=1000)], name=f"app{i:02d}") for i in range(20)]
     sim.set_apps(apps)
     d = start_daemon(write_config(tmp_path, sim, apps, defaults={"rate_limit": "10/2s"}))
