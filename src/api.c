@@ -375,6 +375,8 @@ static api_call *queue_peek(const api_client *c) {
         return NULL;
 }
 
+static void schedule_dispatch(api_client *c);
+
 /* Detaches a call from wherever it is, without any callback. */
 static void call_detach(api_client *c, api_call *call) {
         if (call->http) {
@@ -382,6 +384,9 @@ static void call_detach(api_client *c, api_call *call) {
                 call->http = NULL;
                 list_remove(&c->in_flight, call);
                 c->n_in_flight--;
+                /* A slot on the wire is free: polls waiting for one (see
+                 * API_MAX_IN_FLIGHT) must not wait for an unrelated answer. */
+                schedule_dispatch(c);
         } else
                 queue_remove(c, call);
 }

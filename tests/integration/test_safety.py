@@ -182,6 +182,49 @@ def test_rate_limit_is_never_exceeded(sim, tmp_path, start_daemon):
     assert d.running
 
 
+def test_polls_on_the_wire_are_capped_at_64(sim, tmp_path, start_daemon):
+    """A slow endpoint queues polls instead of piling up connections: 100
+    apps start polling within 3 s, every answer takes 10 s, and no more than
+    64 requests are ever outstanding; the rest go out as answers return."""
+    apps = [sae_app(orders=[], name=f"idle{i:03d}") for i in range(100)]
+    sim.set_apps(apps)
+    sim.add_fault(kind="slow", seconds=10, count=-1, match={"action": "DescribeApplicationStatus"})
+    start_daemon(write_config(tmp_path, sim, apps, defaults={
+        "poll_interval": "1h", "rate_limit": "1000/s", "timeout": "30s"}))
+    first = sim.wait_for_requests("DescribeApplicationStatus", n=64, timeout=15)
+    # Without the cap all 100 would be out by the end of the 3 s start-up
+    # spread; watch until 5 s after the first, while no answer is back yet.
+    t0 = min(r["t"] for r in first)
+    wait_for(lambda: time.time() >= t0 + 5, timeout=15, what="5 s after the first poll")
+    assert len(sim.requests(action="DescribeApplicationStatus")) == 64
+    # Answers free the slots: the other 36 follow.
+    sim.wait_for_requests("DescribeApplicationStatus", n=100, timeout=40)
+    # Each request holds its slot for 10 s: no 9.5 s window may see more than 64 start.
+    assert sim.max_calls_in_window(window=9.5, action="DescribeApplicationStatus") <= 64
+
+
+def test_cancelled_polls_free_their_slots_at_once(sim, tmp_path, start_daemon):
+    """Apps removed by a reload while their polls hang give their slots back
+    straight away: the waiting apps do not sit behind answers nobody wants."""
+    apps = [sae_app(orders=[], name=f"idle{i:03d}") for i in range(100)]
+    sim.set_apps(apps)
+    sim.add_fault(kind="slow", seconds=20, count=-1, match={"action": "DescribeApplicationStatus"})
+    defaults = {"poll_interval": "1h", "rate_limit": "1000/s", "timeout": "30s"}
+    cfg = write_config(tmp_path, sim, apps, defaults=defaults)
+    d = start_daemon(cfg)
+    out = sim.wait_for_requests("DescribeApplicationStatus", n=64, timeout=15)
+    polled = {r["app_id"] for r in out}
+    waiting = [a for a in apps if a["app_id"] not in polled]
+    write_config(tmp_path, sim, waiting, defaults=defaults)
+    d.reload()
+    d.wait_for_log("rollguard-reloaded")
+    # Well before the first hung answer (20 s), every waiting app is polled.
+    t0 = min(r["t"] for r in out)
+    sim.wait_for_requests("DescribeApplicationStatus", n=64 + len(waiting), timeout=15)
+    assert max(r["t"] for r in sim.requests(action="DescribeApplicationStatus")) < t0 + 19
+    assert {r["app_id"] for r in sim.requests(action="DescribeApplicationStatus")} >= {a["app_id"] for a in waiting}
+
+
 def test_rate_limit_gives_in_flight_apps_priority(sim, tmp_path, start_daemon):
     """With the budget far below demand, the app with a release in flight is
     still seen and rolled back promptly while idle apps wait."""
