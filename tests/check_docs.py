@@ -24,6 +24,12 @@ def read(path):
     return Path(path).read_text(encoding="utf-8")
 
 
+def module(src, folder):
+    """Every .c and .h of one folder under src/, as one text: a module may be
+    split over several files, and a check must not care how."""
+    return "\n".join(read(f) for f in sorted((src / "src" / folder).glob("*.[ch]")))
+
+
 def c_string_arrays(text, name_re):
     """String literals of every `static const char *const NAME[] = {...};`."""
     out = {}
@@ -50,7 +56,7 @@ def term(page, word):
 
 
 def check_events(c, src, man8, catalog):
-    log_c = read(src / "src/log.c")
+    log_c = module(src, "tell")
     events = re.findall(r'\[EV_(\w+)\]\s*=\s*\{\s*"([a-z-]+)",\s*"([0-9a-f]{32})"\s*\}', log_c)
     c.expect(len(events) >= 20, f"src/log.c: found only {len(events)} events; the pattern is stale")
     for _, name, mid in events:
@@ -64,7 +70,7 @@ def check_events(c, src, man8, catalog):
 
 
 def check_config(c, src, man5):
-    config_c = read(src / "src/config.c")
+    config_c = module(src, "config")
     arrays = c_string_arrays(config_c, r"keys|kinds|platforms|sub_names")
     keys = [k for group in arrays.get("keys", []) for k in group]
     c.expect(len(keys) >= 30, f"src/config.c: found only {len(keys)} keys; the pattern is stale")
@@ -80,16 +86,16 @@ def check_config(c, src, man5):
             for v in choices:
                 c.expect(term(man5, v), f"rollguard.yaml.5: value {v} ({group}) is not documented")
 
-    co_h = read(src / "src/change_order.h")
+    co_h = module(src, "decide")
     numbers = {m.group(1): int(m.group(2)) for m in re.finditer(r"\bCO_(\w+)\s*=\s*(-?\d+)", co_h)}
-    names = re.findall(r'\[CO_(\w+)\]\s*=\s*"(\w+)"', read(src / "src/change_order.c"))
+    names = re.findall(r'\[CO_(\w+)\]\s*=\s*"(\w+)"', module(src, "decide"))
     c.expect(len(names) >= 11, f"src/change_order.c: found only {len(names)} status names")
     for const, name in names:
         c.expect(re.search(r"\*" + name + r"\* \(" + str(numbers[const]) + r"\b", man5) is not None,
                  f"rollguard.yaml.5: status {name} ({numbers[const]}) is not listed")
-    for action in re.findall(r'return "(\w+)";', read(src / "src/rules.c").split("rule_action_from_string")[0]):
+    for action in re.findall(r'return "(\w+)";', read(src / "src/decide/rules.c").split("rule_action_from_string")[0]):
         c.expect(term(man5, action), f"rollguard.yaml.5: action {action} is not documented")
-    default_types = re.search(r"rule_default_co_types\[\]\s*=\s*\{([^}]*)\}", read(src / "src/rules.c"))
+    default_types = re.search(r"rule_default_co_types\[\]\s*=\s*\{([^}]*)\}", read(src / "src/decide/rules.c"))
     for t in re.findall(r'"(\w+)"', default_types.group(1)):
         c.expect(f"[{t}]" in man5, f"rollguard.yaml.5: default co_type {t} is not stated")
 
@@ -111,7 +117,7 @@ def check_cli(c, src, man8):
 
 def check_environment(c, src, man8):
     env = set()
-    for f in (src / "src").glob("*.c"):
+    for f in (src / "src").rglob("*.c"):
         text = read(f)
         env |= set(re.findall(r'getenv\("([A-Z_]+)"\)', text))
         env |= set(re.findall(r'env_get\(env, "([A-Z_]+)"\)', text))
@@ -123,7 +129,7 @@ def check_environment(c, src, man8):
 
 
 def check_credentials(c, src, man8, man5, unit):
-    creds = set(re.findall(r'"%s/([a-z-]+)"', read(src / "src/credentials.c") + read(src / "src/alerts.c")))
+    creds = set(re.findall(r'"%s/([a-z-]+)"', module(src, "cloud") + module(src, "serve")))
     c.expect(creds >= {"aliyun", "alert-token"}, f"src: credential names changed: {sorted(creds)}")
     for name in creds:
         c.expect(f"LoadCredential={name}:" in man8, f"rollguard.8: credential {name} has no LoadCredential= example")
