@@ -23,7 +23,7 @@ from conftest import (SLOWDOWN, SRCDIR, config_app_from, rollguard_bin, rule, sa
 
 UNIT_TEMPLATE = SRCDIR / "systemd" / "rollguard.service.in"
 CATALOG = SRCDIR / "systemd" / "rollguard.catalog"
-LOG_C = SRCDIR / "src" / "log.c"
+LOG_C = SRCDIR / "src" / "tell" / "log.c"
 MAX_EXPOSURE = 1.5
 # WatchdogSec=2s, stretched for the valgrind and sanitizer runs
 WATCHDOG_USEC = int(2_000_000 * SLOWDOWN)
