@@ -29,7 +29,6 @@
 /* One bound socket with its MHD daemon and loop sources; a reload that moves
  * the address holds two for a moment. */
 typedef struct binding {
-        listener *owner;
         struct MHD_Daemon *mhd;
         sd_event_source *io;
         sd_event_source *timer;
@@ -450,7 +449,7 @@ bad:
         return -EINVAL;
 }
 
-static int binding_new(listener *s, const char *listen, binding **ret, char **ret_error) {
+static int binding_new(listener *l, const char *listen, binding **ret, char **ret_error) {
         listen_addr addr;
         int r = parse_listen(listen, &addr, ret_error);
         if (r < 0)
@@ -458,65 +457,64 @@ static int binding_new(listener *s, const char *listen, binding **ret, char **re
         bool v6 = addr.sa.sa_family == AF_INET6;
         uint16_t want_port = ntohs(v6 ? addr.in6.sin6_port : addr.in.sin_port);
 
-        binding *l = calloc(1, sizeof(binding));
-        if (!l)
+        binding *b = calloc(1, sizeof(binding));
+        if (!b)
                 return -ENOMEM;
-        l->owner = s;
-        l->listen = strdup(listen);
-        if (!l->listen) {
-                free(l);
+        b->listen = strdup(listen);
+        if (!b->listen) {
+                free(b);
                 return -ENOMEM;
         }
 
-        s->capture_log = true;
-        s->start_log[0] = '\0';
-        l->mhd = MHD_start_daemon(
-                MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0), want_port, NULL, NULL, on_request, s,
+        l->capture_log = true;
+        l->start_log[0] = '\0';
+        b->mhd = MHD_start_daemon(
+                MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0), want_port, NULL, NULL, on_request, l,
                 /* the logger must come first, or MHD prints early errors itself */
-                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, l,
                 MHD_OPTION_SOCK_ADDR, &addr.sa,
                 MHD_OPTION_CONNECTION_TIMEOUT, LISTENER_CONNECTION_TIMEOUT_SEC,
                 MHD_OPTION_CONNECTION_LIMIT, LISTENER_CONNECTION_LIMIT,
                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)LISTENER_CONNECTION_MEMORY,
-                MHD_OPTION_NOTIFY_COMPLETED, on_request_completed, s,
+                MHD_OPTION_NOTIFY_COMPLETED, on_request_completed, l,
                 MHD_OPTION_END);
-        s->capture_log = false;
-        if (!l->mhd) {
+        l->capture_log = false;
+        if (!b->mhd) {
                 *ret_error = strdup_printf("cannot listen on %s for alerts: %s", listen,
-                                           s->start_log[0] ? s->start_log : "libmicrohttpd failed to start");
-                binding_free(l);
+                                           l->start_log[0] ? l->start_log : "libmicrohttpd failed to start");
+                binding_free(b);
                 return -EADDRNOTAVAIL;
         }
 
-        const union MHD_DaemonInfo *epoll_info = MHD_get_daemon_info(l->mhd, MHD_DAEMON_INFO_EPOLL_FD);
-        const union MHD_DaemonInfo *port_info = MHD_get_daemon_info(l->mhd, MHD_DAEMON_INFO_BIND_PORT);
+        const union MHD_DaemonInfo *epoll_info = MHD_get_daemon_info(b->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+        const union MHD_DaemonInfo *port_info = MHD_get_daemon_info(b->mhd, MHD_DAEMON_INFO_BIND_PORT);
         if (!epoll_info || epoll_info->epoll_fd < 0 || !port_info) {
                 *ret_error = strdup_printf("cannot listen on %s for alerts: libmicrohttpd has no epoll descriptor",
                                            listen);
-                binding_free(l);
+                binding_free(b);
                 return -EIO;
         }
-        l->port = port_info->port;
+        b->port = port_info->port;
 
-        r = sd_event_add_io(s->event, &l->io, epoll_info->epoll_fd, EPOLLIN, on_mhd_io, l);
+        r = sd_event_add_io(l->event, &b->io, epoll_info->epoll_fd, EPOLLIN, on_mhd_io, b);
         if (r >= 0)
-                r = sd_event_add_time_relative(s->event, &l->timer, CLOCK_MONOTONIC, 0, 0, on_mhd_timer, l);
+                r = sd_event_add_time_relative(l->event, &b->timer, CLOCK_MONOTONIC, 0, 0, on_mhd_timer, b);
         if (r < 0) {
                 *ret_error = strdup_printf("cannot watch the alert listener on the event loop: %s", strerror(-r));
-                binding_free(l);
+                binding_free(b);
                 return r;
         }
-        (void)sd_event_source_set_description(l->io, "alerts-http");
-        (void)sd_event_source_set_description(l->timer, "alerts-http-timer");
-        binding_rearm(l);
+        (void)sd_event_source_set_description(b->io, "alerts-http");
+        (void)sd_event_source_set_description(b->timer, "alerts-http-timer");
+        binding_rearm(b);
 
         char host[INET6_ADDRSTRLEN];
         inet_ntop(addr.sa.sa_family, v6 ? (const void *)&addr.in6.sin6_addr : (const void *)&addr.in.sin_addr,
                   host, sizeof host);
         log_notice(v6 ? "listening on [%s]:%d for alerts, /metrics and /status"
                       : "listening on %s:%d for alerts, /metrics and /status",
-                   host, l->port);
-        *ret = l;
+                   host, b->port);
+        *ret = b;
         return 0;
 }
 
@@ -603,7 +601,6 @@ void listener_reconfigure_commit(listener *l, listener_pending *p) {
         if (p->binding) {
                 binding_free(l->binding);
                 l->binding = TAKE_PTR(p->binding);
-                l->binding->owner = l;
         }
         listener_pending_free(p);
 }
