@@ -16,13 +16,14 @@
 #include <systemd/sd-event.h>
 #include <unistd.h>
 
-#include "alerts.h"
 #include "api.h"
 #include "config.h"
 #include "credentials.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "rollguard-config.h"
+#include "serve.h"
 #include "util.h"
 #include "watcher.h"
 
@@ -48,7 +49,8 @@ typedef struct daemon_ctx {
         cred_provider *creds;
         api_client *api;
         watcher *watcher;
-        alerts_server *alerts;
+        metrics_registry *metrics;
+        serve *alerts;
         sd_event_source *status_timer;
         int lock_fd;
         int exit_code;
@@ -409,22 +411,22 @@ static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si,
 /* Switch everything to n, or nothing: on failure the old config stays in
  * force everywhere. */
 static int apply_config(daemon_ctx *d, config *n, char **err) {
-        alerts_server *started = NULL;
+        serve *started = NULL;
         int r;
 
         /* A listener the new config adds is started before anything switches. */
         if (n->alerts_listen && !d->alerts) {
-                r = alerts_server_new(d->event, d->watcher, n, &started, err);
+                r = serve_new(d->event, d->watcher, d->metrics, n, &started, err);
                 if (r < 0)
                         return r;
         }
         r = watcher_reconfigure(d->watcher, n);
         if (r < 0) {
-                alerts_server_free(started);
+                serve_free(started);
                 return r;
         }
         if (d->alerts && n->alerts_listen) {
-                r = alerts_server_reconfigure(d->alerts, n, err);
+                r = serve_reconfigure(d->alerts, n, err);
                 if (r < 0) {
                         (void)watcher_reconfigure(d->watcher, d->cfg);
                         return r;
@@ -433,12 +435,12 @@ static int apply_config(daemon_ctx *d, config *n, char **err) {
 
         if (d->alerts && !n->alerts_listen) {
                 watcher_set_alert_lookup(d->watcher, NULL, NULL);
-                d->alerts = alerts_server_free(d->alerts);
+                d->alerts = serve_free(d->alerts);
                 log_info("alerts.listen removed: alert listener stopped");
         }
         if (started) {
                 d->alerts = started;
-                watcher_set_alert_lookup(d->watcher, alerts_lookup, d->alerts);
+                watcher_set_alert_lookup(d->watcher, serve_alert_lookup, d->alerts);
         }
         api_client_options o = { n->rate_limit, n->rate_window_usec, n->timeout_usec };
         r = api_client_reconfigure(d->api, &o);
@@ -500,7 +502,7 @@ static int take_state_lock(const char *dir, int *ret_fd) {
 }
 
 static void daemon_done(daemon_ctx *d) {
-        alerts_server_free(d->alerts);
+        serve_free(d->alerts);
         watcher_free(d->watcher);
         api_client_free(d->api);
         cred_provider_free(d->creds);
@@ -508,6 +510,7 @@ static void daemon_done(daemon_ctx *d) {
         sd_event_source_disable_unref(d->status_timer);
         sd_event_unref(d->event);
         config_free(d->cfg);
+        metrics_registry_free(d->metrics);
         if (d->lock_fd >= 0)
                 close(d->lock_fd);
 }
@@ -562,6 +565,10 @@ static int cmd_run(const cli *c, bool once) {
         /* Pings WATCHDOG=1 from the loop itself: a stuck loop gets restarted. */
         (void)sd_event_set_watchdog(d.event, true);
 
+        if (!(d.metrics = metrics_registry_new())) {
+                r = -ENOMEM;
+                goto fail;
+        }
         if ((r = http_client_new(d.event, &d.http)) < 0)
                 goto fail;
         r = cred_provider_new(d.event, d.http, d.cfg, env_lookup, &d.creds, &err);
@@ -579,17 +586,18 @@ static int cmd_run(const cli *c, bool once) {
                 .state_dir = state_dir,
                 .once_done = on_once_done,
                 .userdata = &d,
+                .metrics = d.metrics,
         };
         if ((r = watcher_new(d.event, d.api, d.cfg, &wo, &d.watcher)) < 0)
                 goto fail;
         if (!once && d.cfg->alerts_listen) {
-                r = alerts_server_new(d.event, d.watcher, d.cfg, &d.alerts, &err);
+                r = serve_new(d.event, d.watcher, d.metrics, d.cfg, &d.alerts, &err);
                 if (r < 0) {
                         log_error("cannot start the alert listener: %s", err ? err : strerror(-r));
                         exit_code = EXIT_CONFIG;
                         goto out;
                 }
-                watcher_set_alert_lookup(d.watcher, alerts_lookup, d.alerts);
+                watcher_set_alert_lookup(d.watcher, serve_alert_lookup, d.alerts);
         }
         if ((r = watcher_start(d.watcher)) < 0)
                 goto fail;

@@ -68,15 +68,11 @@ action_gate actions_gate(const action_gate_input *in, char *why, size_t whysz) {
 }
 
 static void count_decision(app_watch *a, const rule *r, const char *result) {
-        _cleanup_free_ char *labels = strdup_printf("app=\"%s\",rule=\"%s\",result=\"%s\"", a->name, r->name, result);
-        if (labels)
-                metric_inc(&a->w->decisions, labels);
+        metrics_counter_inc(a->w->decisions, a->name, r->name ? r->name : "", result);
 }
 
 static void count_action(app_watch *a, rule_action kind, const char *result) {
-        _cleanup_free_ char *labels = strdup_printf("kind=\"%s\",result=\"%s\"", rule_action_name(kind), result);
-        if (labels)
-                metric_inc(&a->w->actions, labels);
+        metrics_counter_inc(a->w->actions, rule_action_name(kind), result);
 }
 
 static void run_free(action_run *run) {

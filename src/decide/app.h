@@ -6,6 +6,7 @@
 #include <systemd/sd-event.h>
 
 #include "cloud.h"
+#include "metrics.h"
 #include "state.h"
 #include "watcher.h"
 
@@ -54,16 +55,6 @@ typedef struct app_watch {
         bool once_counted;
 } app_watch;
 
-typedef struct metric_counter {
-        char *labels;                /* preformatted `key="v",key2="v"` */
-        uint64_t value;
-} metric_counter;
-
-typedef struct metric_family {
-        metric_counter *items;
-        size_t n;
-} metric_family;
-
 struct watcher {
         sd_event *event;
         cloud_ctx cloud;
@@ -84,14 +75,12 @@ struct watcher {
         size_t once_pending;
         int once_failures;
 
-        metric_family polls;         /* result */
-        metric_family api_errors;    /* code */
-        metric_family decisions;     /* app, rule, result */
-        metric_family actions;       /* kind, result */
+        /* NULL without a registry (every update is then a no-op) */
+        metrics_counter *polls;      /* result */
+        metrics_counter *api_errors; /* code */
+        metrics_counter *decisions;  /* app, rule, result */
+        metrics_counter *actions;    /* kind, result */
 };
-
-/* metrics helpers shared by watcher.c and actions.c */
-void metric_inc(metric_family *f, const char *labels);
 
 /* Sum of actions over all apps in the last hour (the circuit breaker). */
 size_t watcher_actions_last_hour(const watcher *w, int64_t now_ms);

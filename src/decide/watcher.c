@@ -28,30 +28,6 @@ const char *app_phase_name(app_phase p) {
         return p >= 0 && p < _APP_PHASE_MAX ? phase_names[p] : "unknown";
 }
 
-void metric_inc(metric_family *f, const char *labels) {
-        for (size_t i = 0; i < f->n; i++)
-                if (streq(f->items[i].labels, labels)) {
-                        f->items[i].value++;
-                        return;
-                }
-        metric_counter *n = realloc(f->items, (f->n + 1) * sizeof *n);
-        if (!n)
-                return;
-        f->items = n;
-        f->items[f->n].labels = strdup(labels);
-        if (!f->items[f->n].labels)
-                return;
-        f->items[f->n].value = 1;
-        f->n++;
-}
-
-static void metric_family_done(metric_family *f) {
-        for (size_t i = 0; i < f->n; i++)
-                free(f->items[i].labels);
-        free(f->items);
-        *f = (metric_family){ 0 };
-}
-
 static void schedule_poll(app_watch *a, uint64_t delay_usec);
 static void poll_start(app_watch *a);
 
@@ -148,10 +124,8 @@ static void handle_api_error(app_watch *a, const api_result *r, const char *what
         watcher *w = a->w;
         const char *code = r->code[0] ? r->code : (r->http_status ? "http" : "transport");
         log_fields f = { .app = a->name, .change_order = a->have_co ? a->co.id : NULL, .result = api_outcome_name(r->outcome) };
-        _cleanup_free_ char *labels = strdup_printf("code=\"%s\"", code);
-        if (labels)
-                metric_inc(&w->api_errors, labels);
-        metric_inc(&w->polls, "result=\"error\"");
+        metrics_counter_inc(w->api_errors, code);
+        metrics_counter_inc(w->polls, "error");
 
         if (r->outcome == API_PERMANENT) {
                 bool changed = a->phase != APP_DEGRADED || !streq_null(a->error_code, code);
@@ -362,7 +336,7 @@ static void on_describe(const api_result *r, const change_order *co, void *userd
                 return;
         }
         mark_success(a);
-        metric_inc(&a->w->polls, "result=\"ok\"");
+        metrics_counter_inc(a->w->polls, "ok");
 
         uint64_t h = change_order_progress_hash(co);
         bool same_order = a->have_co && streq_null(a->co.id, co->id);
@@ -407,7 +381,7 @@ static void on_activity(const api_result *r, const app_activity *act, void *user
         }
         if (!act->in_flight || !act->change_order_id) {
                 mark_success(a);
-                metric_inc(&a->w->polls, "result=\"ok\"");
+                metrics_counter_inc(a->w->polls, "ok");
                 go_idle(a, act->change_order_id ? co_status_name(act->status) : NULL);
                 cycle_finished(a);
                 return;
@@ -534,6 +508,21 @@ int watcher_new(sd_event *e, api_client *api, const config *cfg, const watcher_o
                 return -ENOMEM;
         }
         w->opt.state_dir = w->state_dir;
+        if (opt->metrics) {
+                metrics_registry *m = opt->metrics;
+                w->polls = metrics_counter_new(m, "rollguard_polls_total", "Poll cycles by result.", "result");
+                w->api_errors = metrics_counter_new(m, "rollguard_api_errors_total",
+                                                    "Failed cloud API calls by error code.", "code");
+                w->decisions = metrics_counter_new(m, "rollguard_decisions_total",
+                                                   "Rules that fired, by app, rule and what the safety gate decided.",
+                                                   "app", "rule", "result");
+                w->actions = metrics_counter_new(m, "rollguard_actions_total", "Rollback/abort calls by kind and result.",
+                                                 "kind", "result");
+                if (!w->polls || !w->api_errors || !w->decisions || !w->actions) {
+                        watcher_free(w);
+                        return -ENOMEM;
+                }
+        }
         w->apps = calloc(cfg->n_apps ? cfg->n_apps : 1, sizeof *w->apps);
         if (!w->apps) {
                 watcher_free(w);
@@ -557,10 +546,10 @@ watcher *watcher_free(watcher *w) {
         for (size_t i = 0; i < w->n_apps; i++)
                 app_watch_free(w->apps[i]);
         free(w->apps);
-        metric_family_done(&w->polls);
-        metric_family_done(&w->api_errors);
-        metric_family_done(&w->decisions);
-        metric_family_done(&w->actions);
+        metrics_counter_free(w->polls);
+        metrics_counter_free(w->api_errors);
+        metrics_counter_free(w->decisions);
+        metrics_counter_free(w->actions);
         free(w->state_dir);
         sd_event_unref(w->event);
         free(w);
@@ -688,109 +677,35 @@ void watcher_get_counts(const watcher *w, watcher_counts *out) {
                 }
 }
 
-static double age_seconds(int64_t then_ms, int64_t now_ms) {
-        return then_ms > 0 ? (double)(now_ms - then_ms) / 1000.0 : -1;
+void watcher_summary_get(const watcher *w, int64_t now_ms, watcher_summary *out) {
+        *out = (watcher_summary){
+                .actions_last_hour = watcher_actions_last_hour(w, now_ms),
+                .max_actions_per_hour = w->cfg->max_actions_per_hour,
+        };
+        watcher_get_counts(w, &out->counts);
 }
 
-cJSON *watcher_status_json(const watcher *w) {
-        int64_t now = now_realtime_ms();
-        cJSON *root = cJSON_CreateObject();
-        if (!root)
-                return NULL;
-        watcher_counts c;
-        watcher_get_counts(w, &c);
-        cJSON_AddNumberToObject(root, "apps_total", (double)c.apps);
-        cJSON_AddNumberToObject(root, "in_flight", (double)c.in_flight);
-        cJSON_AddNumberToObject(root, "degraded", (double)c.degraded);
-        cJSON_AddBoolToObject(root, "circuit_open", c.circuit_open);
-        cJSON_AddNumberToObject(root, "actions_last_hour", (double)watcher_actions_last_hour(w, now));
-        cJSON_AddNumberToObject(root, "max_actions_per_hour", w->cfg->max_actions_per_hour);
-        cJSON *arr = cJSON_AddArrayToObject(root, "apps");
-        for (size_t i = 0; arr && i < w->n_apps; i++) {
-                const app_watch *a = w->apps[i];
-                cJSON *o = cJSON_CreateObject();
-                if (!o)
-                        break;
-                cJSON_AddItemToArray(arr, o);
-                cJSON_AddStringToObject(o, "name", a->name);
-                cJSON_AddStringToObject(o, "platform", platform_name(a->cfg->platform));
-                cJSON_AddStringToObject(o, "app_id", a->cfg->app_id);
-                cJSON_AddStringToObject(o, "state", app_phase_name(a->phase));
-                cJSON_AddBoolToObject(o, "dry_run", app_config_dry_run(w->cfg, a->cfg, w->opt.force_dry_run));
-                if (a->have_co) {
-                        cJSON_AddStringToObject(o, "change_order", a->co.id);
-                        const char *sn = co_status_name(a->co.status);
-                        cJSON_AddStringToObject(o, "status", sn ? sn : "unknown");
-                        cJSON_AddNumberToObject(o, "sub_status", a->co.sub_status);
-                } else {
-                        cJSON_AddNullToObject(o, "change_order");
-                        cJSON_AddNullToObject(o, "status");
-                }
-                cJSON_AddNumberToObject(o, "last_poll_age_seconds", age_seconds(a->last_poll_ms, now));
-                cJSON_AddNumberToObject(o, "last_ok_age_seconds", age_seconds(a->last_poll_ok_ms, now));
-                if (a->error_code)
-                        cJSON_AddStringToObject(o, "error", a->error_code);
-                else
-                        cJSON_AddNullToObject(o, "error");
-                if (a->holding_rule && a->next_fire_ms) {
-                        cJSON *p = cJSON_AddObjectToObject(o, "pending_rule");
-                        if (p) {
-                                cJSON_AddStringToObject(p, "rule", a->holding_rule);
-                                double s = (double)(a->next_fire_ms - now) / 1000.0;
-                                cJSON_AddNumberToObject(p, "fires_in_seconds", s > 0 ? s : 0);
-                        }
-                } else
-                        cJSON_AddNullToObject(o, "pending_rule");
-                if (a->state.n_acts > 0) {
-                        const act_record *last = &a->state.acts[a->state.n_acts - 1];
-                        cJSON *l = cJSON_AddObjectToObject(o, "last_action");
-                        if (l) {
-                                cJSON_AddStringToObject(l, "change_order", last->change_order_id);
-                                cJSON_AddStringToObject(l, "rule", last->rule ? last->rule : "");
-                                cJSON_AddStringToObject(l, "action", rule_action_name(last->action));
-                                cJSON_AddStringToObject(l, "result", act_result_name(last->result));
-                                cJSON_AddNumberToObject(l, "age_seconds", age_seconds(last->intent_ms, now));
-                                if (last->rollback_order_id)
-                                        cJSON_AddStringToObject(l, "rollback_change_order", last->rollback_order_id);
-                        }
-                } else
-                        cJSON_AddNullToObject(o, "last_action");
-        }
-        return root;
+size_t watcher_n_apps(const watcher *w) {
+        return w->n_apps;
 }
 
-static void write_family(FILE *f, const char *name, const char *help, const metric_family *m) {
-        fprintf(f, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
-        for (size_t i = 0; i < m->n; i++)
-                fprintf(f, "%s{%s} %" PRIu64 "\n", name, m->items[i].labels, m->items[i].value);
+void watcher_app_view_get(const watcher *w, size_t i, watcher_app_view *out) {
+        const app_watch *a = w->apps[i];
+        *out = (watcher_app_view){
+                .name = a->name,
+                .cfg = a->cfg,
+                .state = app_phase_name(a->phase),
+                .dry_run = app_config_dry_run(w->cfg, a->cfg, w->opt.force_dry_run),
+                .co = a->have_co ? &a->co : NULL,
+                .last_poll_ms = a->last_poll_ms,
+                .last_poll_ok_ms = a->last_poll_ok_ms,
+                .error_code = a->error_code,
+                .holding_rule = a->holding_rule && a->next_fire_ms ? a->holding_rule : NULL,
+                .next_fire_ms = a->next_fire_ms,
+                .last_action = a->state.n_acts > 0 ? &a->state.acts[a->state.n_acts - 1] : NULL,
+        };
 }
 
-void watcher_write_metrics(const watcher *w, FILE *f) {
-        int64_t now = now_realtime_ms();
-        write_family(f, "rollguard_polls_total", "Poll cycles by result.", &w->polls);
-        write_family(f, "rollguard_api_errors_total", "Failed cloud API calls by error code.", &w->api_errors);
-        write_family(f, "rollguard_decisions_total", "Rules that fired, by app, rule and what the safety gate decided.", &w->decisions);
-        write_family(f, "rollguard_actions_total", "Rollback/abort calls by kind and result.", &w->actions);
-
-        watcher_counts c;
-        watcher_get_counts(w, &c);
-        fprintf(f, "# HELP rollguard_apps Watched apps by state.\n# TYPE rollguard_apps gauge\n");
-        fprintf(f, "rollguard_apps{state=\"idle\"} %zu\n", c.idle);
-        fprintf(f, "rollguard_apps{state=\"in_flight\"} %zu\n", c.in_flight);
-        fprintf(f, "rollguard_apps{state=\"degraded\"} %zu\n", c.degraded);
-        fprintf(f, "# HELP rollguard_circuit_open 1 while the max_actions_per_hour breaker holds rollguard in log-only mode.\n# TYPE rollguard_circuit_open gauge\n");
-        fprintf(f, "rollguard_circuit_open %d\n", c.circuit_open ? 1 : 0);
-        fprintf(f, "# HELP rollguard_last_successful_poll_age_seconds Seconds since the app was last polled successfully (-1: never).\n# TYPE rollguard_last_successful_poll_age_seconds gauge\n");
-        for (size_t i = 0; i < w->n_apps; i++)
-                fprintf(f, "rollguard_last_successful_poll_age_seconds{app=\"%s\"} %.3f\n", w->apps[i]->name,
-                        age_seconds(w->apps[i]->last_poll_ok_ms, now));
-
-        api_stats s;
-        api_client_stats(w->cloud.api, &s);
-        fprintf(f, "# HELP rollguard_api_calls_total Cloud API requests sent.\n# TYPE rollguard_api_calls_total counter\n");
-        fprintf(f, "rollguard_api_calls_total %" PRIu64 "\n", s.calls_sent);
-        fprintf(f, "# HELP rollguard_rate_limit_waits_total Calls that had to wait for the account rate limit.\n# TYPE rollguard_rate_limit_waits_total counter\n");
-        fprintf(f, "rollguard_rate_limit_waits_total %" PRIu64 "\n", s.rate_limit_waits);
-        fprintf(f, "# HELP rollguard_api_queue Calls waiting to be sent.\n# TYPE rollguard_api_queue gauge\n");
-        fprintf(f, "rollguard_api_queue %zu\n", s.queued);
+const api_client *watcher_api_client(const watcher *w) {
+        return w->cloud.api;
 }

@@ -11,7 +11,9 @@
 
 #include "api.h"
 #include "config.h"
+#include "metrics.h"
 #include "rules.h"
+#include "state.h"
 
 typedef struct watcher watcher;
 
@@ -25,6 +27,7 @@ typedef struct watcher_options {
         const char *state_dir;
         void (*once_done)(void *userdata, int failures);
         void *userdata;
+        metrics_registry *metrics; /* where the watcher registers its counters; NULL: none */
 } watcher_options;
 
 /* cfg must outlive the watcher or be replaced with watcher_reconfigure. */
@@ -57,7 +60,30 @@ typedef struct watcher_counts {
 } watcher_counts;
 void watcher_get_counts(const watcher *w, watcher_counts *out);
 
-/* GET /status body (the `rollguard status` table reads it). */
-cJSON *watcher_status_json(const watcher *w);
-/* Prometheus text for GET /metrics: everything the watcher counts. */
-void watcher_write_metrics(const watcher *w, FILE *f);
+/* Read-only views for /status and /metrics (src/serve/status.c). Pointers
+ * stay valid until control returns to the event loop. */
+typedef struct watcher_summary {
+        watcher_counts counts;
+        size_t actions_last_hour;
+        unsigned max_actions_per_hour;
+} watcher_summary;
+void watcher_summary_get(const watcher *w, int64_t now_ms, watcher_summary *out);
+
+typedef struct watcher_app_view {
+        const char *name;
+        const app_config *cfg;
+        const char *state;              /* "idle", "in_flight", "degraded" */
+        bool dry_run;                   /* as the actions would see it */
+        const change_order *co;         /* the order in flight; NULL when none seen */
+        int64_t last_poll_ms;           /* wall clock; 0 = never */
+        int64_t last_poll_ok_ms;
+        const char *error_code;         /* last API error code; NULL when none */
+        const char *holding_rule;       /* the rule due to fire next; NULL when none */
+        int64_t next_fire_ms;
+        const act_record *last_action;  /* newest durable action record; NULL when none */
+} watcher_app_view;
+size_t watcher_n_apps(const watcher *w);
+/* i < watcher_n_apps(w), in config order. */
+void watcher_app_view_get(const watcher *w, size_t i, watcher_app_view *out);
+/* The client the watcher polls with, for its counters. */
+const api_client *watcher_api_client(const watcher *w);

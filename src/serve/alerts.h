@@ -1,38 +1,37 @@
 /* SPDX-License-Identifier: MIT */
-/* The HTTP listener (SPEC 7): Alertmanager webhook, /metrics, /status.
- * libmicrohttpd without threads, driven by the sd-event loop. Keeps the set
- * of firing alerts per app and answers the watcher's alert lookups. */
+/* The Alertmanager webhook (SPEC 7, POST /api/v1/alerts): keeps the set of
+ * firing alerts per app, routes each alert to the apps it concerns, asks the
+ * watcher to poll an app whose set changed, and answers the watcher's alert
+ * lookups. Counts deliveries and firing alerts in the metrics registry. */
 #pragma once
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <systemd/sd-event.h>
 
 #include "config.h"
+#include "listener.h"
+#include "metrics.h"
 #include "rules.h"
 #include "watcher.h"
 #include "webhook.h"
 
-#define ALERTS_MAX_BODY (1024u * 1024u)
+typedef struct alerts alerts;
 
-typedef struct alerts_server alerts_server;
+/* w may be NULL (nothing to poll); m may be NULL (nothing counted). */
+int alerts_new(watcher *w, const config *cfg, metrics_registry *m, alerts **ret);
+alerts *alerts_free(alerts *a);
 
-/* Starts listening on cfg->alerts_listen. The bearer token comes from
- * cfg->alerts_token_file, else $CREDENTIALS_DIRECTORY/alert-token; without
- * either the listener refuses to start (an open rollback button is not a
- * default). Returns 0 or negative with *ret_error. */
-int alerts_server_new(sd_event *e, watcher *w, const config *cfg, alerts_server **ret,
-                      char **ret_error);
-alerts_server *alerts_server_free(alerts_server *s);
+/* Routes POST /api/v1/alerts (token required) to this store. */
+int alerts_add_routes(alerts *a, listener *l);
 
-/* On reload: re-reads the token, rebinds when the address changed, and
- * points at the (possibly new) watcher config. Keeps firing alerts. */
-int alerts_server_reconfigure(alerts_server *s, const config *cfg, char **ret_error);
+/* On reload, in two steps so the caller can make the whole reload all or
+ * nothing: alerts_reroute computes the new routing (the alerts held,
+ * re-routed under cfg) and can only fail with -ENOMEM; commit cannot fail. */
+typedef struct alerts_routes alerts_routes;
+int alerts_reroute(const alerts *a, const config *cfg, alerts_routes **ret);
+void alerts_reroute_commit(alerts *a, alerts_routes *rt);
+alerts_routes *alerts_routes_free(alerts_routes *rt);
 
-/* The watcher's alert_lookup_fn: firing alerts routed to `app` whose endsAt
- * has not passed. */
+/* The watcher's alert_lookup_fn (userdata: the alerts): firing alerts routed
+ * to `app` whose endsAt has not passed. */
 size_t alerts_lookup(void *userdata, const char *app, int64_t now_ms, const firing_alert **ret);
-
-/* The bound port (tests bind port 0). */
-int alerts_server_port(const alerts_server *s);

@@ -676,3 +676,31 @@ def test_reload_starts_and_stops_the_listener(tmp_path, sim, start_daemon):
     with pytest.raises(OSError):
         listener.status()
     assert d.running
+
+
+def test_metrics_pass_promtool_with_label_values_that_need_escaping(tmp_path, sim, start_daemon):
+    """promtool, the reference parser, accepts the whole /metrics page, and an
+    error code the cloud chose (quote, backslash) comes out escaped. (The
+    client turns control characters into spaces before this; newlines are
+    covered by test_metrics.c.)"""
+    import shutil
+    import subprocess
+    promtool = shutil.which("promtool")
+    if not promtool:
+        pytest.skip("promtool is not installed")
+    code = 'Odd"Code\\x'
+    sim.add_fault(kind="http_status", status=500, code=code, count=1)
+    shop = sim.add_app(sae_app(orders=[stuck_order()], name="shop-api"))
+    d, lis = start_with_alerts(tmp_path, sim, start_daemon, [config_app_from(shop, rules=[ALERT_RULE])])
+    lis.post_alerts(payload(alert(fingerprint="p1", alertname="HighErrorRate", app="shop-api")))
+    lis.post_alerts("{")
+
+    def page():
+        text = lis.metrics_text()
+        s = parse_prometheus(text)
+        names = {n for n, _ in s}
+        return text if {"rollguard_api_errors_total", "rollguard_decisions_total"} <= names else None
+    text = wait_for(page, timeout=15, what="an API error and a decision in /metrics")
+    r = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, f"promtool check metrics:\n{r.stdout}{r.stderr}\n---\n{text}"
+    assert ("rollguard_api_errors_total", '{code="Odd\\"Code\\\\x"}') in parse_prometheus(text), text

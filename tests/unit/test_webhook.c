@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "token.h"
 #include "util.h"
 #include "webhook.h"
 
@@ -429,6 +430,38 @@ static void test_parse_never_crashes(void **state) {
         }
 }
 
+/* ---- the listener's bearer check ---- */
+
+static void test_token_check(void **state) {
+        static const char token[] = "s3cr3t-T0ken";
+        static const struct {
+                const char *header;
+                bool ok;
+        } t[] = {
+                { "Bearer s3cr3t-T0ken", true },
+                { "bearer s3cr3t-T0ken", true },        /* the scheme is case-insensitive */
+                { "BEARER\ts3cr3t-T0ken", true },
+                { "  Bearer   s3cr3t-T0ken \t", true }, /* blanks around are not the token */
+                { "Bearer s3cr3t-t0ken", false },       /* the token is not */
+                { "Bearer s3cr3t-T0ke", false },
+                { "Bearer s3cr3t-T0kenX", false },
+                { "Bearer", false },
+                { "Bearer ", false },
+                { "Bearers3cr3t-T0ken", false },
+                { "Basic s3cr3t-T0ken", false },
+                { "s3cr3t-T0ken", false },
+                { "Bearer s3cr3t-T0ken s3cr3t-T0ken", false },
+                { "", false },
+                { NULL, false },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(t); i++)
+                if (token_check(token, strlen(token), t[i].header) != t[i].ok)
+                        fail_msg("token_check(%s) should be %s", strna(t[i].header), t[i].ok ? "true" : "false");
+        /* no token configured: nothing passes */
+        assert_false(token_check(NULL, 0, "Bearer "));
+        assert_false(token_check(NULL, 0, "Bearer x"));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_time),
@@ -437,6 +470,7 @@ int main(void) {
                 cmocka_unit_test(test_parse_limits_inclusive),
                 cmocka_unit_test(test_parse_edge_inputs),
                 cmocka_unit_test(test_parse_never_crashes),
+                cmocka_unit_test(test_token_check),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

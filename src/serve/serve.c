@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+#include "serve.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alerts.h"
+#include "listener.h"
+#include "status.h"
+
+struct serve {
+        listener *listener;
+        alerts *alerts;
+        status *status;
+};
+
+int serve_new(sd_event *e, watcher *w, metrics_registry *m, const config *cfg, serve **ret, char **ret_error) {
+        serve *s = calloc(1, sizeof(serve));
+        if (!s)
+                return -ENOMEM;
+        int r = listener_new(e, cfg, &s->listener, ret_error);
+        if (r >= 0)
+                r = alerts_new(w, cfg, m, &s->alerts);
+        if (r >= 0)
+                r = alerts_add_routes(s->alerts, s->listener);
+        if (r >= 0)
+                r = status_new(s->listener, w, s->alerts, m, &s->status);
+        /* the next endpoint: its module's *_new and routes, here */
+        if (r < 0) {
+                if (ret_error && !*ret_error)
+                        *ret_error = strdup(r == -ENOMEM ? "out of memory" : strerror(-r));
+                serve_free(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+serve *serve_free(serve *s) {
+        if (!s)
+                return NULL;
+        /* the listener first: no handler may run on a freed module */
+        listener_free(s->listener);
+        status_free(s->status);
+        alerts_free(s->alerts);
+        free(s);
+        return NULL;
+}
+
+int serve_reconfigure(serve *s, const config *cfg, char **ret_error) {
+        alerts_routes *rt = NULL;
+        int r = alerts_reroute(s->alerts, cfg, &rt);
+        if (r < 0) {
+                if (ret_error)
+                        *ret_error = strdup("out of memory");
+                return r;
+        }
+        listener_pending *p = NULL;
+        r = listener_reconfigure_check(s->listener, cfg, &p, ret_error);
+        if (r < 0) {
+                alerts_routes_free(rt);
+                return r;
+        }
+        listener_reconfigure_commit(s->listener, p);
+        alerts_reroute_commit(s->alerts, rt);
+        return 0;
+}
+
+size_t serve_alert_lookup(void *userdata, const char *app, int64_t now_ms, const firing_alert **ret) {
+        serve *s = userdata;
+        return alerts_lookup(s ? s->alerts : NULL, app, now_ms, ret);
+}
+
+int serve_port(const serve *s) {
+        return s ? listener_port(s->listener) : -1;
+}
