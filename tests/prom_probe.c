@@ -250,7 +250,7 @@ int main(int argc, char **argv) {
         }
         r = prom_query_new(prom, on_done, &p, &p.query);
         if (r >= 0)
-                r = sd_event_add_time_relative(e, &p.timer, CLOCK_MONOTONIC, USEC_INFINITY, 0,
+                r = sd_event_add_time(e, &p.timer, CLOCK_MONOTONIC, USEC_INFINITY, 0,
                                                on_timer, &p);
         if (r >= 0)
                 r = sd_event_source_set_enabled(p.timer, SD_EVENT_OFF);
