@@ -326,6 +326,21 @@ static void scrub(const prom_client *c, prom_verdict *v) {
                 }
 }
 
+/* curl says "Failed to connect to h port 9 after 312 ms: ..."; the caller
+ * logs a verdict once per change of its text, so the timing must go. */
+static void drop_timing(char *text) {
+        char *p = text;
+        while ((p = strstr(p, " after "))) {
+                char *q = p + 7;
+                size_t digits = strspn(q, "0123456789");
+                if (digits > 0 && strncmp(q + digits, " ms", 3) == 0) {
+                        memmove(p, q + digits + 3, strlen(q + digits + 3) + 1);
+                        continue;
+                }
+                p += 7;
+        }
+}
+
 static void on_http_done(const http_response *resp, void *userdata) {
         prom_query *q = userdata;
         prom_client *c = q->client;
@@ -337,6 +352,7 @@ static void on_http_done(const http_response *resp, void *userdata) {
                 char raw[PROM_TEXT_MAX];
                 snprintf(raw, sizeof raw, "no answer from %s: %s", c ? c->base_url : "prometheus",
                          resp->error ? resp->error : "no response");
+                drop_timing(raw);
                 prom_sanitize_text(v.text, sizeof v.text, raw, strlen(raw));
         } else
                 prom_parse_response(resp->status, resp->body, resp->body_len, &v);

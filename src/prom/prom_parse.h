@@ -41,7 +41,9 @@ typedef struct prom_verdict {
         long http_status;      /* 0 when no answer came */
         uint64_t elapsed_usec; /* filled by prom.c */
         /* One line, printable (control characters replaced), "" when ok:
-         * what to log. It may quote server text, never request headers. */
+         * what to log. It may quote server text, never request headers.
+         * The same cause gives the same text (no timings in it), so "log
+         * once per change" can compare reason and text. */
         char text[PROM_TEXT_MAX];
 } prom_verdict;
 

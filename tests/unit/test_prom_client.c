@@ -340,10 +340,16 @@ static void test_client_unreachable(void **state) {
         run_until_done(f, 1, 5 * USEC_PER_SEC);
         assert_int_equal(f->last.reason, PROM_UNREACHABLE);
         assert_non_null(strstr(f->last.text, "no answer from http://127.0.0.1:"));
+        /* the same cause twice reads the same (curl's "after N ms" dropped) */
+        assert_null(strstr(f->last.text, " ms"));
+        prom_verdict first = f->last;
+        assert_int_equal(prom_query_start(f->query, "up", 0), 0);
+        run_until_done(f, 2, 5 * USEC_PER_SEC);
+        assert_string_equal(f->last.text, first.text);
         assert_int_equal(f->last.http_status, 0);
         prom_stats st;
         prom_client_stats(f->prom, &st);
-        assert_int_equal(st.results[PROM_UNREACHABLE], 1);
+        assert_int_equal(st.results[PROM_UNREACHABLE], 2);
 }
 
 static void test_client_timeout_and_cancel(void **state) {
