@@ -613,8 +613,8 @@ notify_answer notify_classify_answer(notify_type t, long status, const char *bod
                 if (c == 0)
                         a = NOTIFY_ANSWER_OK;
                 /* the platforms' "too fast" codes: DingTalk 130101, WeCom
-                 * 45009, Feishu 9499/11232: later is fine, never is not */
-                else if (c == 130101 || c == 45009 || c == 9499 || c == 11232)
+                 * 45009, Feishu 11232: later is fine, never is not */
+                else if (c == 130101 || c == 45009 || c == 11232)
                         a = NOTIFY_ANSWER_RETRY;
                 else
                         a = NOTIFY_ANSWER_FAIL;
