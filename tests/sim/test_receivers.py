@@ -20,7 +20,7 @@ import receivers  # noqa: E402
 @pytest.fixture
 def rx():
     srv = receivers.Server(0)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     t.start()
     base = f"http://127.0.0.1:{srv.server_address[1]}"
     yield base
