@@ -114,7 +114,7 @@ static void test_console_url(void **state) {
 }
 
 static void test_summary(void **state) {
-        static const struct {
+        const struct {
                 notify_event e;
                 const char *want;
         } t[] = {
