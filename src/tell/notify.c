@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "notify_answer.h"
 #include "util.h"
 
 #define DEFAULT_RETRY_FOR (10 * USEC_PER_MIN)

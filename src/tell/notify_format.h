@@ -65,17 +65,3 @@ int notify_format_url(notify_type t, const char *url, const char *secret, int64_
 int notify_sign_dingtalk(const char *secret, int64_t timestamp_ms, char out[NOTIFY_SIGN_MAX]);
 /* Feishu: Base64(HMAC-SHA256(key=timestamp_s "\n" secret, empty message)). */
 int notify_sign_feishu(const char *secret, int64_t timestamp_s, char out[NOTIFY_SIGN_MAX]);
-
-/* How a platform's answer reads. */
-typedef enum notify_answer {
-        NOTIFY_ANSWER_OK,
-        NOTIFY_ANSWER_RETRY, /* 5xx, 429, throttled, no answer: try again later */
-        NOTIFY_ANSWER_FAIL,  /* refused for good (bad token, bad sign, bad body) */
-} notify_answer;
-
-/* status 0 = no HTTP answer (refused, timeout). body may be NULL. A 2xx
- * whose body says error (DingTalk/WeCom errcode != 0, Feishu code != 0,
- * Slack anything but "ok") is not OK. detail gets a short human text
- * (the platform's error code and message, never the URL). */
-notify_answer notify_classify_answer(notify_type t, long status, const char *body, char *detail,
-                                     size_t detail_sz);

@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "notify_answer.h"
 #include "notify_format.h"
 #include "util.h"
 
