@@ -73,6 +73,9 @@ def check_config(c, src, man5):
     config_c = module(src, "config")
     arrays = c_string_arrays(config_c, r"keys|kinds|platforms|sub_names")
     keys = [k for group in arrays.get("keys", []) for k in group]
+    # the top-level keys: the names in config.c's table of sections
+    for m in re.finditer(r"static const cfg_section sections\[\w*\]\s*=\s*\{(.*?)\n\};", config_c, re.S):
+        keys += re.findall(r'\{\s*"(\w+)",', m.group(1))
     c.expect(len(keys) >= 30, f"src/config.c: found only {len(keys)} keys; the pattern is stale")
     top = {"defaults", "credentials", "endpoints", "alerts", "state_directory", "apps"}
     for k in sorted(set(keys)):
