@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* rollguard: CLI, signals (SIGHUP reload, SIGTERM/SIGINT clean exit),
- * sd_notify and the watchdog. Everything else lives in the modules. */
+/* rollguard: the command line, and the daemon that `run` and `once` start:
+ * signals (SIGHUP reload, SIGTERM/SIGINT clean exit), sd_notify and the
+ * watchdog. Other commands live in src/cli/; everything else in the
+ * modules. */
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -17,6 +19,8 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "check.h"
+#include "cli.h"
 #include "config.h"
 #include "credentials.h"
 #include "http.h"
@@ -24,22 +28,9 @@
 #include "metrics.h"
 #include "rollguard-config.h"
 #include "serve.h"
+#include "status_cmd.h"
 #include "util.h"
 #include "watcher.h"
-
-enum {
-        EXIT_OK = 0,
-        EXIT_CONFIG = 1,
-        EXIT_USAGE = 2,
-        EXIT_RUNTIME = 3,
-};
-
-typedef struct cli {
-        const char *config_path;
-        bool dry_run;
-        bool verbose;
-        const char *command;
-} cli;
 
 typedef struct daemon_ctx {
         cli cli;
@@ -62,18 +53,46 @@ static const char *env_lookup(const char *name) {
         return getenv(name);
 }
 
+static int cmd_daemon(const cli *c);
+static int cmd_once(const cli *c);
+
+typedef struct command {
+        const char *name;
+        const char *help; /* one line for --help */
+        int (*run)(const cli *c); /* returns the exit status */
+} command;
+
+/* Every command, in the order --help lists them; the first is the default.
+ * A new one is a file in src/cli/ and a line here (and in rollguard(8)). */
+static const command commands[] = {
+        { "run", "run the daemon in the foreground (default; systemd Type=notify)", cmd_daemon },
+        { "check", "validate the config and credentials, print a summary", cmd_check },
+        { "once", "poll every app once, evaluate, act, exit", cmd_once },
+        { "status", "ask the running daemon what it sees and print a table", cmd_status },
+};
+
+static const command *find_command(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                if (streq(commands[i].name, name))
+                        return &commands[i];
+        return NULL;
+}
+
 static void help(FILE *f) {
+        int width = 8;
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                if ((int)strlen(commands[i].name) >= width)
+                        width = (int)strlen(commands[i].name) + 1;
         fprintf(f,
                 "Usage: rollguard [--config FILE] [--dry-run] [--verbose] [COMMAND]\n"
                 "\n"
                 "Watches phased releases on Alibaba Cloud SAE and EDAS and rolls back the\n"
                 "ones that stall, fail a batch, or trip an alert.\n"
                 "\n"
-                "Commands:\n"
-                "  run      run the daemon in the foreground (default; systemd Type=notify)\n"
-                "  check    validate the config and credentials, print a summary\n"
-                "  once     poll every app once, evaluate, act, exit\n"
-                "  status   ask the running daemon what it sees and print a table\n"
+                "Commands:\n");
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                fprintf(f, "  %-*s %s\n", width, commands[i].name, commands[i].help);
+        fprintf(f,
                 "\n"
                 "Options:\n"
                 "  -c, --config FILE  config file (default %s)\n"
@@ -96,7 +115,7 @@ static int parse_cli(int argc, char **argv, cli *c) {
                 { "version", no_argument, NULL, 'V' },
                 {},
         };
-        *c = (cli){ .config_path = ROLLGUARD_DEFAULT_CONFIG, .command = "run" };
+        *c = (cli){ .config_path = ROLLGUARD_DEFAULT_CONFIG, .command = commands[0].name };
         int o;
         while ((o = getopt_long(argc, argv, "c:nvhV", opts, NULL)) >= 0) {
                 switch (o) {
@@ -126,217 +145,14 @@ static int parse_cli(int argc, char **argv, cli *c) {
                 fprintf(stderr, "rollguard: unexpected argument '%s'. Try 'rollguard --help'.\n", argv[optind]);
                 return -EINVAL;
         }
-        if (!streq(c->command, "run") && !streq(c->command, "check") && !streq(c->command, "once") &&
-            !streq(c->command, "status")) {
-                fprintf(stderr, "rollguard: unknown command '%s' (run, check, once, status). Try 'rollguard --help'.\n",
-                        c->command);
+        if (!find_command(c->command)) {
+                fprintf(stderr, "rollguard: unknown command '%s' (", c->command);
+                for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                        fprintf(stderr, "%s%s", i ? ", " : "", commands[i].name);
+                fprintf(stderr, "). Try 'rollguard --help'.\n");
                 return -EINVAL;
         }
         return 1;
-}
-
-static int load_config(const char *path, config **ret) {
-        _cleanup_free_ char *err = NULL;
-        int r = config_load(path, ret, &err);
-        if (r < 0)
-                fprintf(stderr, "%s\n", err ? err : "cannot load the config");
-        return r;
-}
-
-/* ---- check -------------------------------------------------------------- */
-
-static void print_rule(const rule *r) {
-        char b[32];
-        printf("      - %-16s %-8s", r->name, rule_action_name(r->action));
-        const char *sep = " when ";
-        if (r->status_mask) {
-                printf("%sstatus in [", sep);
-                bool first = true;
-                for (int s = 0; s < _CO_STATUS_MAX; s++)
-                        if (r->status_mask & (1u << s)) {
-                                printf("%s%s", first ? "" : ", ", strna(co_status_name(s)));
-                                first = false;
-                        }
-                printf("]");
-                sep = ", ";
-        }
-        if (r->sub_status != SUB_UNKNOWN) {
-                printf("%ssub_status %s", sep, r->sub_status == SUB_ERROR ? "error" : "normal");
-                sep = ", ";
-        }
-        if (r->no_progress_usec) {
-                printf("%sno progress for %s", sep, format_duration(r->no_progress_usec, b, sizeof b));
-                sep = ", ";
-        }
-        if (r->pipeline_failed) {
-                printf("%sa batch failed", sep);
-                sep = ", ";
-        }
-        for (size_t i = 0; i < r->n_alert; i++) {
-                printf("%s%s%s=%s", sep, i == 0 ? "alert " : "", r->alert[i].name, r->alert[i].value);
-                sep = ", ";
-        }
-        if (r->n_co_types) {
-                printf("%sco_type in [", sep);
-                for (size_t i = 0; i < r->n_co_types; i++)
-                        printf("%s%s", i ? ", " : "", r->co_types[i]);
-                printf("]");
-        }
-        if (r->for_usec)
-                printf(", for %s", format_duration(r->for_usec, b, sizeof b));
-        printf("\n");
-}
-
-static int cmd_check(const cli *c) {
-        _cleanup_config_ config *cfg = NULL;
-        if (load_config(c->config_path, &cfg) < 0)
-                return EXIT_CONFIG;
-        char b1[32], b2[32], b3[32], b4[32], b5[32];
-        printf("%s: OK\n", c->config_path);
-        printf("  defaults: poll %s, in flight %s, cooldown %s, timeout %s, max %u actions/hour, rate limit %u per %s%s\n",
-               format_duration(cfg->poll_interval_usec, b1, sizeof b1),
-               format_duration(cfg->active_poll_interval_usec, b2, sizeof b2),
-               format_duration(cfg->cooldown_usec, b3, sizeof b3), format_duration(cfg->timeout_usec, b4, sizeof b4),
-               cfg->max_actions_per_hour, cfg->rate_limit, format_duration(cfg->rate_window_usec, b5, sizeof b5),
-               cfg->dry_run || c->dry_run ? ", DRY RUN" : "");
-        const char *sd = getenv("STATE_DIRECTORY");
-        printf("  state: %s\n", sd && *sd ? sd : cfg->state_directory);
-        if (cfg->alerts_listen)
-                printf("  alerts: listening on %s (token from %s)\n", cfg->alerts_listen,
-                       cfg->alerts_token_file ? cfg->alerts_token_file : "$CREDENTIALS_DIRECTORY/alert-token");
-        else
-                printf("  alerts: no listener (alerts.listen not set)\n");
-
-        int exit_code = EXIT_OK;
-        credentials creds = { 0 };
-        _cleanup_free_ char *err = NULL, *warn = NULL;
-        int r = credentials_resolve_static(cfg, env_lookup, &creds, &err, &warn);
-        const char *role = credentials_ecs_role_requested(cfg, env_lookup);
-        if (r >= 0)
-                printf("  credentials: %s%s%s%s%s\n", cred_source_name(creds.source),
-                       creds.source_detail ? " (" : "", creds.source_detail ? creds.source_detail : "",
-                       creds.source_detail ? ")" : "", creds.security_token ? ", STS token" : "");
-        else if (r == -ENOENT && role)
-                printf("  credentials: ECS RAM role %s (fetched from the metadata service at start)\n", role);
-        else {
-                printf("  credentials: NONE: %s\n", err ? err : "no source had credentials");
-                exit_code = EXIT_CONFIG;
-        }
-        if (warn)
-                printf("  warning: %s\n", warn);
-        credentials_done(&creds);
-
-        printf("  apps (%zu):\n", cfg->n_apps);
-        for (size_t i = 0; i < cfg->n_apps; i++) {
-                const app_config *a = &cfg->apps[i];
-                _cleanup_free_ char *url = config_endpoint_url(cfg, a);
-                printf("    %s: %s%s %s in %s via %s%s%s\n", a->name, platform_name(a->platform),
-                       a->platform == PLATFORM_EDAS ? (a->edas_kind == EDAS_KIND_K8S ? " (k8s)" : " (ecs)") : "",
-                       a->app_id, a->region, strna(url),
-                       app_config_dry_run(cfg, a, c->dry_run) ? ", dry-run" : "",
-                       a->builtin_rules ? ", built-in rules" : "");
-                for (size_t j = 0; j < a->n_rules; j++)
-                        print_rule(&a->rules[j]);
-        }
-        return exit_code;
-}
-
-/* ---- status ------------------------------------------------------------- */
-
-static size_t collect_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
-        FILE *f = userdata;
-        return fwrite(ptr, size, nmemb, f);
-}
-
-static const char *json_str(const cJSON *o, const char *k, const char *dflt) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-        return cJSON_IsString(v) ? v->valuestring : dflt;
-}
-
-static double json_num(const cJSON *o, const char *k, double dflt) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-        return cJSON_IsNumber(v) ? v->valuedouble : dflt;
-}
-
-static void fmt_age(double s, char *buf, size_t n) {
-        char d[32];
-        if (s < 0)
-                snprintf(buf, n, "never");
-        else /* whole seconds: sub-second precision is noise in a table */
-                snprintf(buf, n, "%s ago", format_duration((uint64_t)s * USEC_PER_SEC, d, sizeof d));
-}
-
-static int cmd_status(const cli *c) {
-        _cleanup_config_ config *cfg = NULL;
-        if (load_config(c->config_path, &cfg) < 0)
-                return EXIT_CONFIG;
-        if (!cfg->alerts_listen) {
-                fprintf(stderr, "rollguard: %s has no alerts.listen: the daemon serves /status there; set it to use 'rollguard status'\n",
-                        c->config_path);
-                return EXIT_CONFIG;
-        }
-        _cleanup_free_ char *url = strdup_printf("http://%s/status", cfg->alerts_listen);
-        char *body = NULL;
-        size_t body_len = 0;
-        FILE *mem = open_memstream(&body, &body_len);
-        if (!url || !mem)
-                return EXIT_RUNTIME;
-        CURL *h = curl_easy_init();
-        long code = 0;
-        CURLcode cr = CURLE_FAILED_INIT;
-        if (h) {
-                curl_easy_setopt(h, CURLOPT_URL, url);
-                curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
-                curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-                curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect_body);
-                curl_easy_setopt(h, CURLOPT_WRITEDATA, mem);
-                cr = curl_easy_perform(h);
-                curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-                curl_easy_cleanup(h);
-        }
-        fclose(mem);
-        _cleanup_free_ char *b = body;
-        if (cr != CURLE_OK || code != 200) {
-                fprintf(stderr, "rollguard: cannot reach the daemon at %s: %s\n", url,
-                        cr != CURLE_OK ? curl_easy_strerror(cr) : "unexpected HTTP status");
-                return EXIT_RUNTIME;
-        }
-        cJSON *root = cJSON_Parse(b);
-        if (!root) {
-                fprintf(stderr, "rollguard: %s answered something that is not JSON\n", url);
-                return EXIT_RUNTIME;
-        }
-        printf("%zu apps, %d in flight, %d degraded, %d/%d actions in the last hour%s\n",
-               (size_t)json_num(root, "apps_total", 0), (int)json_num(root, "in_flight", 0),
-               (int)json_num(root, "degraded", 0), (int)json_num(root, "actions_last_hour", 0),
-               (int)json_num(root, "max_actions_per_hour", 0),
-               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "circuit_open")) ? ", CIRCUIT BREAKER OPEN (log-only)" : "");
-        printf("%-20s %-10s %-38s %-15s %-12s %-22s %s\n", "APP", "STATE", "CHANGE ORDER", "STATUS", "LAST POLL",
-               "PENDING RULE", "LAST ACTION");
-        const cJSON *apps = cJSON_GetObjectItemCaseSensitive(root, "apps");
-        const cJSON *a;
-        cJSON_ArrayForEach(a, apps) {
-                char age[48], pending[64] = "-", last[160] = "-";
-                fmt_age(json_num(a, "last_poll_age_seconds", -1), age, sizeof age);
-                const cJSON *p = cJSON_GetObjectItemCaseSensitive(a, "pending_rule");
-                if (cJSON_IsObject(p))
-                        snprintf(pending, sizeof pending, "%s in %.0fs", json_str(p, "rule", "?"),
-                                 json_num(p, "fires_in_seconds", 0));
-                const cJSON *l = cJSON_GetObjectItemCaseSensitive(a, "last_action");
-                if (cJSON_IsObject(l))
-                        snprintf(last, sizeof last, "%s %s (%s, %.0fs ago)", json_str(l, "action", "?"),
-                                 json_str(l, "result", "?"), json_str(l, "change_order", "?"),
-                                 json_num(l, "age_seconds", 0));
-                const char *state = json_str(a, "state", "?");
-                const char *err = json_str(a, "error", NULL);
-                char st[48];
-                snprintf(st, sizeof st, "%s%s", state, cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "dry_run")) ? "*" : "");
-                printf("%-20s %-10s %-38s %-15s %-12s %-22s %s%s%s\n", json_str(a, "name", "?"), st,
-                       json_str(a, "change_order", "-"), json_str(a, "status", "-"), age, pending, last,
-                       err ? "  error: " : "", err ? err : "");
-        }
-        cJSON_Delete(root);
-        return EXIT_OK;
 }
 
 /* ---- run / once --------------------------------------------------------- */
@@ -521,7 +337,7 @@ static int cmd_run(const cli *c, bool once) {
         int exit_code = EXIT_RUNTIME;
         _cleanup_free_ char *err = NULL;
 
-        if (load_config(c->config_path, &d.cfg) < 0)
+        if (cli_load_config(c->config_path, &d.cfg) < 0)
                 return EXIT_CONFIG;
 
         const char *sd = getenv("STATE_DIRECTORY");
@@ -626,6 +442,14 @@ out:
         return exit_code;
 }
 
+static int cmd_daemon(const cli *c) {
+        return cmd_run(c, false);
+}
+
+static int cmd_once(const cli *c) {
+        return cmd_run(c, true);
+}
+
 /* libcurl frees request and response buffers that held STS tokens and the
  * metadata service's AccessKeySecret; have it wipe them first. */
 static void wiping_free(void *p) {
@@ -665,12 +489,7 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "rollguard: cannot initialise libcurl\n");
                 return EXIT_RUNTIME;
         }
-        if (streq(c.command, "check"))
-                r = cmd_check(&c);
-        else if (streq(c.command, "status"))
-                r = cmd_status(&c);
-        else
-                r = cmd_run(&c, streq(c.command, "once"));
+        r = find_command(c.command)->run(&c);
         curl_global_cleanup();
         return r;
 }

@@ -73,6 +73,9 @@ def check_config(c, src, man5):
     config_c = module(src, "config")
     arrays = c_string_arrays(config_c, r"keys|kinds|platforms|sub_names")
     keys = [k for group in arrays.get("keys", []) for k in group]
+    # the top-level keys: the names in config.c's table of sections
+    for m in re.finditer(r"static const cfg_section sections\[\w*\]\s*=\s*\{(.*?)\n\};", config_c, re.S):
+        keys += re.findall(r'\{\s*"(\w+)",', m.group(1))
     c.expect(len(keys) >= 30, f"src/config.c: found only {len(keys)} keys; the pattern is stale")
     top = {"defaults", "credentials", "endpoints", "alerts", "state_directory", "apps"}
     for k in sorted(set(keys)):
@@ -101,11 +104,11 @@ def check_config(c, src, man5):
 
 
 def check_cli(c, src, man8):
-    main_c = read(src / "src/main.c")
+    main_c = read(src / "src/main.c") + "\n" + module(src, "cli")  # the commands and exit codes live in src/cli
     for long_opt, short in re.findall(r'\{ "([a-z-]+)", \w+_argument, NULL, \'(\w)\' \}', main_c):
         c.expect(term(man8, f"-{short}") and term(man8, f"--{long_opt}"),
                  f"rollguard.8: option -{short}, --{long_opt} is not documented")
-    for cmd in ("run", "check", "once", "status"):
+    for cmd in sorted({"run", "check", "once", "status"} | set(re.findall(r'^\s*\{ "([a-z-]+)", "[^"]*", cmd_\w+ \},$', main_c, re.M))):
         c.expect(re.search(r"^\*" + cmd + r"\*$", man8, re.M) is not None,
                  f"rollguard.8: command {cmd} is not documented")
     for name, value in re.findall(r"EXIT_(\w+) = (\d+)", main_c):

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/* Internal to src/config: the top-level sections of rollguard.yaml.
+ *
+ * config.c holds the table of known top-level keys (sections[]), each with
+ * the functions below. A section lives in its own file, reads its values
+ * with config_read.h and stores them in struct config (config.h).
+ *
+ * To add a top-level section, say `notify:`:
+ *  1. its fields go into struct config in config.h;
+ *  2. src/config/config_notify.c defines the functions (a
+ *     `static const char *const keys[]` of its keys, which
+ *     tests/check_docs.py checks against rollguard.yaml(5));
+ *  3. their declarations go below, and the file into meson.build's
+ *     src['config'];
+ *  4. one line in sections[] in config.c, in the order the man page lists
+ *     the sections (the "expected ..." hint for an unknown key uses it). */
+#pragma once
+
+#include "config.h"
+#include "yaml_doc.h"
+
+typedef struct cfg_section {
+        const char *name;
+        /* Called once with the key's value (which may be null: `notify:`). */
+        int (*parse)(parse_ctx *x, const node *v, config *c);
+        /* Sets the defaults before the file is read, so a missing section
+         * leaves them; NULL when zero is the default. -ENOMEM only. */
+        int (*init)(config *c);
+        /* Frees what init and parse stored, also after a failed parse. */
+        void (*done)(config *c);
+        /* Non-NULL: the key must be given; says what it holds, for
+         * "missing required key 'apps' (the list of applications to watch)" */
+        const char *required;
+} cfg_section;
+
+/* config_apps.c: apps, their rules and the rules' conditions */
+int cfg_parse_apps(parse_ctx *x, const node *v, config *c);
+void cfg_done_apps(config *c);
