@@ -5,6 +5,7 @@
 
 #include "app.h"
 #include "log.h"
+#include "state_file.h"
 #include "util.h"
 
 /* How often a call the server certainly did not act on (throttled, upgrading,

@@ -8,6 +8,7 @@
 #include "actions.h"
 #include "app.h"
 #include "log.h"
+#include "state_file.h"
 #include "util.h"
 
 /* Transient errors back off exponentially up to this, whatever the interval. */
