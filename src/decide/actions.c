@@ -3,23 +3,31 @@
 
 #include <stdio.h>
 
-#include "app.h"
 #include "log.h"
+#include "schedule.h"
+#include "state_file.h"
 #include "util.h"
 
 /* How often a call the server certainly did not act on (throttled, upgrading,
  * never connected) is sent again before the action is recorded as failed. */
 #define ACTION_MAX_ATTEMPTS 5
 
+typedef enum gate_step {
+        STEP_NONE,
+        STEP_RECHECK,  /* hooks->recheck is deciding */
+        STEP_PRE_SEND, /* hooks->pre_send is deciding */
+} gate_step;
+
 struct action_run {
-        app_watch *a;
+        const action_ctx *ctx;
         change_order co;   /* the snapshot the rule fired on */
         rule rule;         /* a copy: a reload must not pull it away mid-flight */
-        size_t rule_index;
         int64_t since_ms;
+        int64_t last_change_ms;
         api_call *call;
         sd_event_source *retry_timer;
         unsigned attempts;
+        gate_step waiting; /* a hook owes us actions_resume */
 };
 
 static const char *const gate_names[_GATE_MAX] = {
@@ -67,12 +75,13 @@ action_gate actions_gate(const action_gate_input *in, char *why, size_t whysz) {
         return GATE_GO;
 }
 
-static void count_decision(app_watch *a, const rule *r, const char *result) {
-        metrics_counter_inc(a->w->decisions, a->name, r->name ? r->name : "", result);
+static int64_t now_ms(const action_ctx *ctx) {
+        return ctx->now_ms ? ctx->now_ms() : now_realtime_ms();
 }
 
-static void count_action(app_watch *a, rule_action kind, const char *result) {
-        metrics_counter_inc(a->w->actions, rule_action_name(kind), result);
+static void decided(const action_ctx *ctx, const rule *r, const char *result) {
+        if (ctx->decided)
+                ctx->decided(ctx->userdata, r, result);
 }
 
 static void run_free(action_run *run) {
@@ -80,27 +89,48 @@ static void run_free(action_run *run) {
                 return;
         if (run->call)
                 api_call_cancel(run->call);
+        if (run->waiting != STEP_NONE && run->ctx->hooks && run->ctx->hooks->gate_cancel)
+                run->ctx->hooks->gate_cancel(run->ctx->hooks->userdata, run);
         sd_event_source_disable_unref(run->retry_timer);
         change_order_done(&run->co);
         rule_done(&run->rule);
         free(run);
 }
 
-void actions_cancel(app_watch *a) {
-        run_free(a->action);
-        a->action = NULL;
+action_run *actions_cancel(action_run *run) {
+        run_free(run);
+        return NULL;
 }
 
-static void run_finish(action_run *run) {
-        app_watch *a = run->a;
-        a->action = NULL;
+/* The one way out of a sequence: post_record (when a call was attempted),
+ * then the owner learns the end; nothing of ctx is touched after that. */
+static void run_finish(action_run *run, action_end end, act_result result, const char *detail,
+                       const char *new_id) {
+        const action_ctx *ctx = run->ctx;
+        action_outcome o = {
+                .app = ctx->app_name,
+                .change_order_id = run->co.id,
+                .rule = run->rule.name,
+                .action = run->rule.action,
+                .end = end,
+                .result = result,
+                .detail = detail,
+                .rollback_order_id = new_id,
+        };
+        /* ---- hook: after the outcome is recorded (HA result write, notify) */
+        if (end == ACTION_END_RECORDED && ctx->hooks && ctx->hooks->post_record)
+                ctx->hooks->post_record(ctx->hooks->userdata, &o);
+        ctx->done(ctx->userdata, &o);
         run_free(run);
-        watcher_action_finished(a);
+}
+
+static void run_stop(action_run *run, action_end end) {
+        run_finish(run, end, ACT_INTENT, NULL, NULL);
 }
 
 static log_fields run_fields(const action_run *run, const char *result) {
         return (log_fields){
-                .app = run->a->name,
+                .app = run->ctx->app_name,
                 .change_order = run->co.id,
                 .rule = run->rule.name,
                 .action = rule_action_name(run->rule.action),
@@ -119,9 +149,9 @@ static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 /* Records the outcome on the intent written before the call. */
 static void record_outcome(action_run *run, act_result result, const char *detail, const char *new_id) {
-        app_watch *a = run->a;
-        int64_t now = now_realtime_ms();
-        act_record *rec = state_find_act(&a->state, run->co.id);
+        const action_ctx *ctx = run->ctx;
+        int64_t now = now_ms(ctx);
+        act_record *rec = state_find_act(ctx->state, run->co.id);
         if (rec) {
                 rec->result = result;
                 rec->finished_ms = now;
@@ -130,25 +160,20 @@ static void record_outcome(action_run *run, act_result result, const char *detai
         }
         /* Cooldown starts whenever the cloud may have changed something. */
         if (result == ACT_DONE || result == ACT_UNCONFIRMED)
-                a->state.cooldown_until_ms = now + (int64_t)(a->w->cfg->cooldown_usec / USEC_PER_MSEC);
-        int r = state_save(a->w->state_dir, &a->state);
+                ctx->state->cooldown_until_ms = now + (int64_t)(ctx->cloud->cfg->cooldown_usec / USEC_PER_MSEC);
+        int r = state_save(ctx->state_dir, ctx->state);
         if (r < 0) {
                 /* Disk still holds the intent: a restart treats it as unconfirmed
                  * and never calls again, so this is loud but not unsafe. */
                 log_fields f = run_fields(run, act_result_name(result));
                 log_event_send(EV_NONE, LOG_ERR, &f, "cannot record the outcome in %s: %s",
-                               a->w->state_dir, strerror(-r));
+                               ctx->state_dir, strerror(-r));
         }
-        count_action(a, run->rule.action, act_result_name(result));
-        /* `once` exits 3 when an action it attempted did not clearly work. */
-        if (result == ACT_FAILED || result == ACT_UNCONFIRMED)
-                a->w->once_failures++;
 }
 
 static void on_action_done(const api_result *r, const char *new_id, void *userdata) {
         action_run *run = userdata;
-        app_watch *a = run->a;
-        const char *api = cloud_action_api_name(a->cfg, run->rule.action);
+        const char *api = cloud_action_api_name(run->ctx->app, run->rule.action);
         run->call = NULL;
 
         switch (r->outcome) {
@@ -159,7 +184,8 @@ static void on_action_done(const api_result *r, const char *new_id, void *userda
                                "%s %s: %s accepted%s%s (request %s)", rule_action_name(run->rule.action),
                                run->co.id, api, new_id ? ", rollback change order " : "",
                                new_id ? new_id : "", r->request_id[0] ? r->request_id : "n/a");
-                break;
+                run_finish(run, ACTION_END_RECORDED, ACT_DONE, NULL, new_id);
+                return;
         }
         case API_NOT_RUNNING: {
                 record_outcome(run, ACT_ENDED_BY_ITSELF, r->code, NULL);
@@ -167,7 +193,8 @@ static void on_action_done(const api_result *r, const char *new_id, void *userda
                 log_event_send(EV_ORDER_MOVED_ON, LOG_INFO, &f,
                                "change order %s ended by itself before %s (%s): nothing to do",
                                run->co.id, api, r->code);
-                break;
+                run_finish(run, ACTION_END_RECORDED, ACT_ENDED_BY_ITSELF, r->code, NULL);
+                return;
         }
         case API_THROTTLED:
         case API_TRANSIENT: {
@@ -176,7 +203,7 @@ static void on_action_done(const api_result *r, const char *new_id, void *userda
                 bool not_acted = r->outcome == API_THROTTLED || streq(r->code, "System.Upgrading") ||
                                  (r->http_status == 0 && !r->maybe_delivered);
                 if (not_acted && run->attempts < ACTION_MAX_ATTEMPTS) {
-                        uint64_t delay = jitter_usec(USEC_PER_SEC << (run->attempts < 6 ? run->attempts : 6), 0.2);
+                        uint64_t delay = jitter_usec(schedule_action_retry(run->attempts), 0.2);
                         char b[32];
                         log_fields f = run_fields(run, "retrying");
                         log_event_send(EV_API_ERROR, LOG_WARNING, &f,
@@ -184,63 +211,146 @@ static void on_action_done(const api_result *r, const char *new_id, void *userda
                                        api, run->co.id, r->http_status, r->code[0] ? r->code : "-",
                                        r->message, format_duration(delay, b, sizeof b), run->attempts + 1,
                                        ACTION_MAX_ATTEMPTS);
-                        int k = sd_event_add_time_relative(a->w->event, &run->retry_timer, CLOCK_MONOTONIC,
+                        int k = sd_event_add_time_relative(run->ctx->event, &run->retry_timer, CLOCK_MONOTONIC,
                                                            delay, 0, on_retry_timer, run);
                         if (k >= 0)
                                 return;
                 }
                 if (not_acted) {
-                        record_outcome(run, ACT_FAILED, r->code[0] ? r->code : "transient", NULL);
+                        const char *detail = r->code[0] ? r->code : "transient";
+                        record_outcome(run, ACT_FAILED, detail, NULL);
                         log_fields f = run_fields(run, "failed");
                         log_event_send(EV_ACTION_FAILED, LOG_ERR, &f,
                                        "%s %s failed after %u attempts (HTTP %ld %s: %s); the release is still in flight, act by hand",
                                        api, run->co.id, run->attempts, r->http_status, r->code[0] ? r->code : "-", r->message);
-                        break;
+                        run_finish(run, ACTION_END_RECORDED, ACT_FAILED, detail, NULL);
+                        return;
                 }
-                record_outcome(run, ACT_UNCONFIRMED, r->code[0] ? r->code : "no answer", NULL);
+                const char *detail = r->code[0] ? r->code : "no answer";
+                record_outcome(run, ACT_UNCONFIRMED, detail, NULL);
                 log_fields f = run_fields(run, "unconfirmed");
                 log_event_send(EV_ACTION_UNCONFIRMED, LOG_WARNING, &f,
                                "%s %s may or may not have reached the cloud (HTTP %ld %s: %s); not sending it again to avoid a second rollback, check change order %s",
                                api, run->co.id, r->http_status, r->code[0] ? r->code : "-", r->message, run->co.id);
-                break;
+                run_finish(run, ACTION_END_RECORDED, ACT_UNCONFIRMED, detail, NULL);
+                return;
         }
         case API_PERMANENT: {
-                record_outcome(run, ACT_FAILED, r->code[0] ? r->code : "refused", NULL);
+                const char *detail = r->code[0] ? r->code : "refused";
+                record_outcome(run, ACT_FAILED, detail, NULL);
                 log_fields f = run_fields(run, "failed");
                 log_event_send(EV_ACTION_FAILED, LOG_ERR, &f,
                                "%s %s refused (HTTP %ld %s: %s); the release is still in flight, act by hand",
                                api, run->co.id, r->http_status, r->code[0] ? r->code : "-", r->message);
-                break;
+                run_finish(run, ACTION_END_RECORDED, ACT_FAILED, detail, NULL);
+                return;
         }
         }
-        run_finish(run);
+        run_stop(run, ACTION_END_NOT_SENT);
 }
 
 static void send_action(action_run *run) {
-        app_watch *a = run->a;
+        const action_ctx *ctx = run->ctx;
         run->attempts++;
-        int r = cloud_act(&a->w->cloud, a->cfg, run->rule.action, run->co.id, on_action_done, run, &run->call);
+        int r = cloud_act(ctx->cloud, ctx->app, run->rule.action, run->co.id, on_action_done, run, &run->call);
         if (r < 0) {
                 record_outcome(run, ACT_FAILED, "local error", NULL);
                 log_fields f = run_fields(run, "failed");
                 log_event_send(EV_ACTION_FAILED, LOG_ERR, &f, "cannot send %s: %s",
-                               cloud_action_api_name(a->cfg, run->rule.action), strerror(-r));
-                run_finish(run);
+                               cloud_action_api_name(ctx->app, run->rule.action), strerror(-r));
+                run_finish(run, ACTION_END_RECORDED, ACT_FAILED, "local error", NULL);
         }
 }
 
-static void on_recheck(const api_result *r, const change_order *co, void *userdata) {
-        action_run *run = userdata;
-        app_watch *a = run->a;
-        run->call = NULL;
+/* Hands the decision to a hook; it answers through actions_resume. */
+static void ask_hook(action_run *run, gate_step step, action_gate_fn fn) {
+        const action_ctx *ctx = run->ctx;
+        run->waiting = step;
+        int k = fn(ctx->hooks->userdata, run, ctx->app_name, &run->co, &run->rule);
+        if (k < 0)
+                /* a hook that failed will not resume: its failure is its "no" */
+                actions_resume(run, false, strerror(-k));
+}
 
-        if (a->w->draining) {
+static void write_intent(action_run *run) {
+        const action_ctx *ctx = run->ctx;
+        if (ctx->stopping) {
                 /* Stopping, and nothing has been written or sent yet: the
                  * next start decides afresh. */
                 log_fields f = run_fields(run, "stopping");
                 log_event_send(EV_ACTION_SKIPPED, LOG_NOTICE, &f,
                                "stopping before acting on %s; the next start decides again", run->co.id);
-                run_finish(run);
+                run_stop(run, ACTION_END_NOT_SENT);
+                return;
+        }
+        /* The intent is durable before anything leaves: a crash from here on
+         * leaves a record that forbids a second call. */
+        act_record intent = {
+                .change_order_id = run->co.id,
+                .rule = run->rule.name,
+                .action = run->rule.action,
+                .intent_ms = now_ms(ctx),
+                .result = ACT_INTENT,
+        };
+        int k = state_add_act(ctx->state, &intent);
+        if (k >= 0)
+                k = state_save(ctx->state_dir, ctx->state);
+        if (k < 0) {
+                /* Without a durable intent we cannot promise once-only: do not act. */
+                (void)state_drop_newest_act(ctx->state, run->co.id);
+                log_fields f = run_fields(run, "not_recorded");
+                log_event_send(EV_ACTION_FAILED, LOG_ERR, &f,
+                               "cannot write the intent to %s (%s): not acting without it; will try again on the next poll",
+                               ctx->state_dir, strerror(-k));
+                run_stop(run, ACTION_END_NOT_SENT);
+                return;
+        }
+        /* ---- hook: between "intent written" and "call sent" (HA fencing) */
+        if (ctx->hooks && ctx->hooks->pre_send) {
+                ask_hook(run, STEP_PRE_SEND, ctx->hooks->pre_send);
+                return;
+        }
+        send_action(run);
+}
+
+void actions_resume(action_run *run, bool go, const char *why) {
+        const action_ctx *ctx = run->ctx;
+        gate_step step = run->waiting;
+        run->waiting = STEP_NONE;
+        if (go) {
+                if (step == STEP_RECHECK)
+                        write_intent(run);
+                else
+                        send_action(run);
+                return;
+        }
+        if (step == STEP_RECHECK) {
+                log_fields f = run_fields(run, "moved_on");
+                log_event_send(EV_ORDER_MOVED_ON, LOG_NOTICE, &f,
+                               "change order %s: the re-check before acting no longer holds (%s); nothing done",
+                               run->co.id, strna(why));
+                decided(ctx, &run->rule, "moved_on");
+                run_stop(run, ACTION_END_MOVED_ON);
+                return;
+        }
+        /* Nothing left: the intent goes, so the next poll may decide again. */
+        int k = state_drop_newest_act(ctx->state, run->co.id);
+        if (k > 0)
+                k = state_save(ctx->state_dir, ctx->state);
+        log_fields f = run_fields(run, "withheld");
+        log_event_send(EV_ACTION_SKIPPED, LOG_WARNING, &f, "not sending %s for %s: %s%s", 
+                       cloud_action_api_name(ctx->app, run->rule.action), run->co.id, strna(why),
+                       k < 0 ? "; the intent stays on disk, so a restart reports it as unconfirmed" : "");
+        run_stop(run, ACTION_END_NOT_SENT);
+}
+
+static void on_recheck(const api_result *r, const change_order *co, void *userdata) {
+        action_run *run = userdata;
+        const action_ctx *ctx = run->ctx;
+        run->call = NULL;
+
+        if (ctx->stopping) {
+                write_intent(run); /* says "stopping" and stops */
                 return;
         }
         if (r->outcome != API_OK) {
@@ -249,17 +359,17 @@ static void on_recheck(const api_result *r, const change_order *co, void *userda
                 log_event_send(EV_API_ERROR, LOG_WARNING, &f,
                                "re-reading %s before acting failed (HTTP %ld %s: %s); deciding again on the next poll",
                                run->co.id, r->http_status, r->code[0] ? r->code : "-", r->message);
-                run_finish(run);
+                run_stop(run, ACTION_END_NOT_SENT);
                 return;
         }
 
         const firing_alert *alerts = NULL;
-        int64_t now = now_realtime_ms();
-        size_t n_alerts = a->w->alert_lookup ? a->w->alert_lookup(a->w->alert_userdata, a->name, now, &alerts) : 0;
+        int64_t now = now_ms(ctx);
+        size_t n_alerts = ctx->alerts ? ctx->alerts(ctx->userdata, now, &alerts) : 0;
         rule_input in = {
                 .co = co,
                 .now_ms = now,
-                .last_change_ms = a->last_change_ms,
+                .last_change_ms = run->last_change_ms,
                 .alerts = alerts,
                 .n_alerts = n_alerts,
         };
@@ -271,72 +381,42 @@ static void on_recheck(const api_result *r, const change_order *co, void *userda
                                "change order %s moved on before acting (now %s, sub-status %d): %s; nothing done",
                                co->id, strna(co_status_name(co->status)), co->sub_status,
                                v.kind != VERDICT_FIRE ? v.why : why);
-                count_decision(a, &run->rule, "moved_on");
-                run_finish(run);
+                decided(ctx, &run->rule, "moved_on");
+                run_stop(run, ACTION_END_MOVED_ON);
                 return;
         }
-
-        /* The intent is durable before anything leaves: a crash from here on
-         * leaves a record that forbids a second call. */
-        act_record intent = {
-                .change_order_id = run->co.id,
-                .rule = run->rule.name,
-                .action = run->rule.action,
-                .intent_ms = now,
-                .result = ACT_INTENT,
-        };
-        int k = state_add_act(&a->state, &intent);
-        if (k >= 0)
-                k = state_save(a->w->state_dir, &a->state);
-        if (k < 0) {
-                /* Without a durable intent we cannot promise once-only: do not act. */
-                act_record *rec = state_find_act(&a->state, run->co.id);
-                if (rec && rec == &a->state.acts[a->state.n_acts - 1]) {
-                        free(rec->change_order_id);
-                        free(rec->rule);
-                        free(rec->detail);
-                        free(rec->rollback_order_id);
-                        a->state.n_acts--;
-                }
-                log_fields f = run_fields(run, "not_recorded");
-                log_event_send(EV_ACTION_FAILED, LOG_ERR, &f,
-                               "cannot write the intent to %s (%s): not acting without it; will try again on the next poll",
-                               a->w->state_dir, strerror(-k));
-                run_finish(run);
+        /* ---- hook: re-evaluated next to the re-read (metric rules) */
+        if (ctx->hooks && ctx->hooks->recheck) {
+                ask_hook(run, STEP_RECHECK, ctx->hooks->recheck);
                 return;
         }
-        send_action(run);
+        write_intent(run);
 }
 
-int actions_fire(app_watch *a, size_t rule_index, const rule_input *in) {
-        const rule *r = &a->cfg->rules[rule_index];
-        int64_t now = in->now_ms;
-        bool dry = app_config_dry_run(a->w->cfg, a->cfg, a->w->opt.force_dry_run);
-        bool circuit = watcher_circuit_check(a->w, now);
+int actions_fire(const action_ctx *ctx, const action_fire_input *fi, action_run **ret) {
+        const rule *r = fi->rule;
+        const rule_input *in = fi->in;
         char why[256];
         action_gate_input gi = {
                 .co = in->co,
                 .rule = r,
-                .state = &a->state,
-                .dry_run = dry,
-                .now_ms = now,
-                .circuit_open = circuit,
+                .state = ctx->state,
+                .dry_run = fi->dry_run,
+                .now_ms = in->now_ms,
+                .circuit_open = fi->circuit_open,
         };
         action_gate g = actions_gate(&gi, why, sizeof why);
         log_fields f = {
-                .app = a->name,
+                .app = ctx->app_name,
                 .change_order = in->co->id,
                 .rule = r->name,
                 .action = rule_action_name(r->action),
                 .result = action_gate_name(g),
         };
-        uint64_t bit = rule_index < 64 ? UINT64_C(1) << rule_index : 0;
-        bool first = !(a->noted_skipped & bit);
 
         if (g != GATE_GO) {
-                if (first) {
-                        a->noted_skipped |= bit;
-                        count_decision(a, r, action_gate_name(g));
+                if (!fi->quiet) {
+                        decided(ctx, r, action_gate_name(g));
                         char matched[192];
                         rule_matches(r, in, matched, sizeof matched);
                         switch (g) {
@@ -362,25 +442,25 @@ int actions_fire(app_watch *a, size_t rule_index, const rule_input *in) {
         action_run *run = calloc(1, sizeof *run);
         if (!run)
                 return -ENOMEM;
-        run->a = a;
-        run->rule_index = rule_index;
-        run->since_ms = state_pending_since(&a->state, in->co->id, r->name);
+        run->ctx = ctx;
+        run->since_ms = state_pending_since(ctx->state, in->co->id, r->name);
+        run->last_change_ms = in->last_change_ms;
         if (change_order_copy(&run->co, in->co) < 0 || rule_copy(&run->rule, r) < 0) {
                 run_free(run);
                 return -ENOMEM;
         }
         char matched[192];
         rule_matches(r, in, matched, sizeof matched);
-        count_decision(a, r, "act");
+        decided(ctx, r, "act");
         log_event_send(EV_DECISION, LOG_NOTICE, &f, "rule %s fired on %s (%s): %s; re-reading the order first",
                        r->name, in->co->id, matched, rule_action_name(r->action));
 
-        int k = cloud_describe(&a->w->cloud, a->cfg, run->co.id, API_PRIO_ACTION, on_recheck, run, &run->call);
+        int k = cloud_describe(ctx->cloud, ctx->app, run->co.id, API_PRIO_ACTION, on_recheck, run, &run->call);
         if (k < 0) {
                 run_free(run);
                 return k;
         }
-        a->action = run;
+        *ret = run;
         return 1;
 }
 

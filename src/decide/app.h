@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* Internal to watcher.c and actions.c: the runtime record of one watched app
- * and of the watcher. Nothing else includes this. */
+/* Internal to the watcher: the runtime record of one watched app and of the
+ * watcher (and what /status and /metrics read of them). */
 #pragma once
 
 #include <systemd/sd-event.h>
 
+#include "actions.h"
 #include "cloud.h"
 #include "metrics.h"
 #include "state.h"
@@ -18,8 +19,6 @@ typedef enum app_phase {
 } app_phase;
 
 const char *app_phase_name(app_phase p);
-
-typedef struct action_run action_run;
 
 typedef struct app_watch {
         watcher *w;
@@ -51,6 +50,7 @@ typedef struct app_watch {
         uint64_t noted_holding;      /* bit per rule index */
         uint64_t noted_skipped;
 
+        action_ctx actx;             /* what actions.c reads of this app */
         action_run *action;          /* an action sequence under way */
         bool once_counted;
 } app_watch;
@@ -82,9 +82,14 @@ struct watcher {
         metrics_counter *actions;    /* kind, result */
 };
 
-/* Sum of actions over all apps in the last hour (the circuit breaker). */
-size_t watcher_actions_last_hour(const watcher *w, int64_t now_ms);
+/* The per-app state machine (watcher.c) as the app set (watcher_apps.c)
+ * drives it. */
+int app_watch_new(watcher *w, const app_config *cfg, app_watch **ret);
+app_watch *app_watch_free(app_watch *a);
+/* The next poll in delay_usec (replacing any scheduled one). */
+void app_watch_schedule(app_watch *a, uint64_t delay_usec);
 /* Re-checks the breaker; logs the transitions. Returns true when open. */
 bool watcher_circuit_check(watcher *w, int64_t now_ms);
-/* After an action sequence ends: schedule the app's next poll. */
-void watcher_action_finished(app_watch *a);
+
+/* Sum of actions over all apps in the last hour (the circuit breaker). */
+size_t watcher_actions_last_hour(const watcher *w, int64_t now_ms);

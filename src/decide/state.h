@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* The durable per-app record in the state directory: what rollguard saw,
- * what it intended (written BEFORE the API call), what came of it. Files are
- * replaced atomically (temp file, fsync, rename, fsync dir), so a crash at any
- * moment leaves either the old or the new record, never half of one. */
+/* The durable per-app record: what rollguard saw, what it intended (written
+ * BEFORE the API call), what came of it. This header is the record and its
+ * pure helpers; state_json.h reads and writes it as text, state_file.h keeps
+ * it in the state directory. */
 #pragma once
 
 #include <stdbool.h>
@@ -59,21 +59,19 @@ typedef struct app_state {
 
 void app_state_done(app_state *s);
 
-/* "<dir>/<app-name-escaped>.json". malloc'ed, NULL on OOM. */
-char *state_path(const char *dir, const char *app);
-
-/* Loads the app's record. A missing file gives an empty state and 0. A
- * corrupt or truncated file is renamed to "<file>.corrupt-<unix-time>", an
- * empty state is returned with 0, and *ret_warning (malloc'ed) says what was
- * wrong and where it was moved. Other errors (permissions) are negative. */
-int state_load(const char *dir, const char *app, app_state *out, char **ret_warning);
-/* Atomically replaces the record. 0 or negative errno. */
-int state_save(const char *dir, const app_state *s);
+/* What state_to_json can write and read back identically: an app name,
+ * the caps, every record complete, every time in [0, 2^53]. */
+bool state_time_valid(int64_t t);
+bool act_record_valid(const act_record *a);
+bool app_state_valid(const app_state *s);
 
 /* Pure helpers on the in-memory record. */
 act_record *state_find_act(const app_state *s, const char *change_order_id);
 /* Appends a copy (dropping the oldest past STATE_MAX_ACTS). 0 or -ENOMEM. */
 int state_add_act(app_state *s, const act_record *a);
+/* Removes the newest record when it is this order's (an intent that was
+ * never sent). Returns 1 when removed, else 0. */
+int state_drop_newest_act(app_state *s, const char *change_order_id);
 /* Actions (not dry-run decisions: those are never recorded) with
  * intent_ms >= since_ms. */
 size_t state_count_acts_since(const app_state *s, int64_t since_ms);
@@ -86,7 +84,3 @@ int state_set_pending(app_state *s, const char *change_order_id, const char *rul
                       int64_t since_ms);
 /* Drops pending matches of other change orders. Returns 1 when changed. */
 int state_prune_pending(app_state *s, const char *keep_change_order_id);
-
-/* Serialisation, exposed for tests and the fuzzer. */
-char *state_to_json(const app_state *s);
-int state_from_json(const char *text, app_state *out, char **ret_error);

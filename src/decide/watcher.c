@@ -7,16 +7,11 @@
 
 #include "actions.h"
 #include "app.h"
+#include "breaker.h"
 #include "log.h"
+#include "schedule.h"
+#include "state_file.h"
 #include "util.h"
-
-/* Transient errors back off exponentially up to this, whatever the interval. */
-#define BACKOFF_MAX_USEC (5 * USEC_PER_MIN)
-/* A `for` that expires between two polls is acted on at its expiry, but never
- * sooner than this after the previous poll. */
-#define MIN_REPOLL_USEC (200 * USEC_PER_MSEC)
-/* First polls are spread over this window (or the idle interval if shorter). */
-#define STARTUP_SPREAD_USEC (3 * USEC_PER_SEC)
 
 static const char *const phase_names[_APP_PHASE_MAX] = {
         [APP_IDLE] = "idle",
@@ -50,25 +45,28 @@ static void save_state(app_watch *a) {
 
 size_t watcher_actions_last_hour(const watcher *w, int64_t now_ms) {
         size_t n = 0;
-        int64_t since = now_ms - (int64_t)(USEC_PER_HOUR / USEC_PER_MSEC);
         for (size_t i = 0; i < w->n_apps; i++)
-                n += state_count_acts_since(&w->apps[i]->state, since);
+                n += breaker_count(&w->apps[i]->state, now_ms);
         return n;
 }
 
 bool watcher_circuit_check(watcher *w, int64_t now_ms) {
         size_t n = watcher_actions_last_hour(w, now_ms);
-        bool open = n >= w->cfg->max_actions_per_hour;
-        if (open && !w->circuit_open)
+        switch (breaker_update(&w->circuit_open, n, w->cfg->max_actions_per_hour)) {
+        case BREAKER_OPENED:
                 log_event_send(EV_CIRCUIT_OPEN, LOG_WARNING, NULL,
                                "CIRCUIT BREAKER OPEN: %zu actions in the last hour (max_actions_per_hour %u); rollguard is LOG-ONLY until the hour has passed",
                                n, w->cfg->max_actions_per_hour);
-        else if (!open && w->circuit_open)
+                break;
+        case BREAKER_CLOSED:
                 log_event_send(EV_CIRCUIT_CLOSED, LOG_NOTICE, NULL,
                                "circuit breaker closed: %zu actions in the last hour (max %u); acting again", n,
                                w->cfg->max_actions_per_hour);
-        w->circuit_open = open;
-        return open;
+                break;
+        case BREAKER_SAME:
+                break;
+        }
+        return w->circuit_open;
 }
 
 /* ---- once mode ---------------------------------------------------------- */
@@ -109,11 +107,7 @@ static uint64_t idle_interval(const app_watch *a) {
 
 static uint64_t backoff_delay(const app_watch *a) {
         uint64_t base = a->phase == APP_ACTIVE ? a->w->cfg->active_poll_interval_usec : idle_interval(a);
-        unsigned n = a->transient_failures > 10 ? 10 : a->transient_failures;
-        uint64_t d = base << n;
-        if (d > BACKOFF_MAX_USEC || d < base)
-                d = BACKOFF_MAX_USEC > base ? BACKOFF_MAX_USEC : base;
-        return jitter_usec(d, 0.2);
+        return jitter_usec(schedule_backoff(base, a->transient_failures), 0.2);
 }
 
 static void set_error_code(app_watch *a, const char *code) {
@@ -188,16 +182,8 @@ static void go_idle(app_watch *a, const char *final_status) {
 static uint64_t next_delay_after_poll(app_watch *a) {
         if (a->phase != APP_ACTIVE)
                 return jitter_usec(idle_interval(a), 0.1);
-        uint64_t d = jitter_usec(a->w->cfg->active_poll_interval_usec, 0.1);
-        if (a->next_fire_ms > 0) {
-                int64_t until = a->next_fire_ms - now_realtime_ms();
-                uint64_t u = until > 0 ? (uint64_t)until * USEC_PER_MSEC : 0;
-                if (u < MIN_REPOLL_USEC)
-                        u = MIN_REPOLL_USEC;
-                if (u < d)
-                        d = u;
-        }
-        return d;
+        return schedule_active_delay(jitter_usec(a->w->cfg->active_poll_interval_usec, 0.1), a->next_fire_ms,
+                                     now_realtime_ms());
 }
 
 static void cycle_finished(app_watch *a) {
@@ -216,8 +202,33 @@ static size_t actions_in_flight(const watcher *w) {
         return n;
 }
 
-void watcher_action_finished(app_watch *a) {
+/* ---- what actions.c reports ------------------------------------------- */
+
+static size_t action_alerts(void *userdata, int64_t now_ms, const firing_alert **ret) {
+        app_watch *a = userdata;
+        return a->w->alert_lookup ? a->w->alert_lookup(a->w->alert_userdata, a->name, now_ms, ret) : 0;
+}
+
+static void action_decided(void *userdata, const rule *r, const char *result) {
+        app_watch *a = userdata;
+        metrics_counter_inc(a->w->decisions, a->name, r->name ? r->name : "", result);
+}
+
+static void count_action(app_watch *a, rule_action kind, const char *result) {
+        metrics_counter_inc(a->w->actions, rule_action_name(kind), result);
+}
+
+/* After an action sequence ends: schedule the app's next poll. */
+static void action_done(void *userdata, const action_outcome *o) {
+        app_watch *a = userdata;
         watcher *w = a->w;
+        a->action = NULL;
+        if (o->end == ACTION_END_RECORDED) {
+                count_action(a, o->action, act_result_name(o->result));
+                /* `once` exits 3 when an action it attempted did not clearly work. */
+                if (o->result == ACT_FAILED || o->result == ACT_UNCONFIRMED)
+                        w->once_failures++;
+        }
         if (w->draining) {
                 if (actions_in_flight(w) == 0 && w->drained) {
                         void (*done)(void *) = w->drained;
@@ -233,6 +244,7 @@ size_t watcher_drain(watcher *w, void (*done)(void *userdata), void *userdata) {
         w->draining = true;
         for (size_t i = 0; i < w->n_apps; i++) {
                 app_watch *a = w->apps[i];
+                a->actx.stopping = true;
                 if (a->timer)
                         sd_event_source_set_enabled(a->timer, SD_EVENT_OFF);
                 /* A poll in flight only reads: drop it. An action is let finish. */
@@ -304,9 +316,18 @@ static void evaluate(app_watch *a) {
                  * next poll (after an action there is nothing left to decide). */
                 if (pending_changed)
                         save_state(a);
-                int k = actions_fire(a, i, &in);
+                action_fire_input fi = {
+                        .rule = r,
+                        .in = &in,
+                        .dry_run = app_config_dry_run(w->cfg, a->cfg, w->opt.force_dry_run),
+                        .circuit_open = watcher_circuit_check(w, now),
+                        .quiet = (a->noted_skipped & bit) != 0,
+                };
+                int k = actions_fire(&a->actx, &fi, &a->action);
                 if (k > 0)
-                        return; /* the sequence calls watcher_action_finished */
+                        return; /* the sequence ends in action_done */
+                if (k == 0)
+                        a->noted_skipped |= bit;
                 if (k < 0)
                         log_event_send(EV_NONE, LOG_ERR, &f, "cannot start the action: %s", strerror(-k));
                 /* A `log` rule leaves the decision to the rules after it. Any
@@ -437,13 +458,17 @@ static void schedule_poll(app_watch *a, uint64_t delay_usec) {
         }
 }
 
+void app_watch_schedule(app_watch *a, uint64_t delay_usec) {
+        schedule_poll(a, delay_usec);
+}
+
 /* ---- lifecycle ---------------------------------------------------------- */
 
-static app_watch *app_watch_free(app_watch *a) {
+app_watch *app_watch_free(app_watch *a) {
         if (!a)
                 return NULL;
         if (a->action) {
-                actions_cancel(a);
+                a->action = actions_cancel(a->action);
                 /* An intent on disk stays: the call may be out. */
                 if (actions_recover_state(&a->state, a->name, now_realtime_ms()) > 0)
                         save_state(a);
@@ -461,7 +486,7 @@ static app_watch *app_watch_free(app_watch *a) {
         return NULL;
 }
 
-static int app_watch_new(watcher *w, const app_config *cfg, app_watch **ret) {
+int app_watch_new(watcher *w, const app_config *cfg, app_watch **ret) {
         app_watch *a = calloc(1, sizeof *a);
         if (!a)
                 return -ENOMEM;
@@ -473,6 +498,19 @@ static int app_watch_new(watcher *w, const app_config *cfg, app_watch **ret) {
                 free(a);
                 return -ENOMEM;
         }
+        a->actx = (action_ctx){
+                .event = w->event,
+                .cloud = &w->cloud,
+                .app = cfg,
+                .app_name = a->name,
+                .state = &a->state,
+                .state_dir = w->state_dir,
+                .alerts = action_alerts,
+                .decided = action_decided,
+                .done = action_done,
+                .userdata = a,
+                .hooks = w->opt.action_hooks,
+        };
         _cleanup_free_ char *warning = NULL;
         int r = state_load(w->state_dir, cfg->name, &a->state, &warning);
         if (r < 0) {
@@ -492,54 +530,6 @@ static int app_watch_new(watcher *w, const app_config *cfg, app_watch **ret) {
         return 0;
 }
 
-int watcher_new(sd_event *e, api_client *api, const config *cfg, const watcher_options *opt,
-                watcher **ret) {
-        watcher *w = calloc(1, sizeof *w);
-        if (!w)
-                return -ENOMEM;
-        w->event = sd_event_ref(e);
-        w->cloud.api = api;
-        w->cloud.cfg = cfg;
-        w->cfg = cfg;
-        w->opt = *opt;
-        w->state_dir = strdup(opt->state_dir ? opt->state_dir : cfg->state_directory);
-        if (!w->state_dir) {
-                watcher_free(w);
-                return -ENOMEM;
-        }
-        w->opt.state_dir = w->state_dir;
-        if (opt->metrics) {
-                metrics_registry *m = opt->metrics;
-                w->polls = metrics_counter_new(m, "rollguard_polls_total", "Poll cycles by result.", "result");
-                w->api_errors = metrics_counter_new(m, "rollguard_api_errors_total",
-                                                    "Failed cloud API calls by error code.", "code");
-                w->decisions = metrics_counter_new(m, "rollguard_decisions_total",
-                                                   "Rules that fired, by app, rule and what the safety gate decided.",
-                                                   "app", "rule", "result");
-                w->actions = metrics_counter_new(m, "rollguard_actions_total", "Rollback/abort calls by kind and result.",
-                                                 "kind", "result");
-                if (!w->polls || !w->api_errors || !w->decisions || !w->actions) {
-                        watcher_free(w);
-                        return -ENOMEM;
-                }
-        }
-        w->apps = calloc(cfg->n_apps ? cfg->n_apps : 1, sizeof *w->apps);
-        if (!w->apps) {
-                watcher_free(w);
-                return -ENOMEM;
-        }
-        for (size_t i = 0; i < cfg->n_apps; i++) {
-                int r = app_watch_new(w, &cfg->apps[i], &w->apps[w->n_apps]);
-                if (r < 0) {
-                        watcher_free(w);
-                        return r;
-                }
-                w->n_apps++;
-        }
-        *ret = w;
-        return 0;
-}
-
 watcher *watcher_free(watcher *w) {
         if (!w)
                 return NULL;
@@ -554,97 +544,6 @@ watcher *watcher_free(watcher *w) {
         sd_event_unref(w->event);
         free(w);
         return NULL;
-}
-
-int watcher_start(watcher *w) {
-        uint64_t spread = STARTUP_SPREAD_USEC;
-        if (w->cfg->poll_interval_usec < spread)
-                spread = w->cfg->poll_interval_usec;
-        w->once_pending = w->n_apps;
-        if (w->opt.once && w->n_apps == 0 && w->opt.once_done)
-                w->opt.once_done(w->opt.userdata, 0);
-        watcher_circuit_check(w, now_realtime_ms());
-        for (size_t i = 0; i < w->n_apps; i++) {
-                /* The first app polls at once; the rest spread evenly, so start-up
-                 * is not a burst the rate limiter has to flatten. */
-                uint64_t at = w->n_apps > 1 ? spread * i / w->n_apps : 0;
-                schedule_poll(w->apps[i], w->opt.once ? 0 : at);
-        }
-        return 0;
-}
-
-static bool same_identity(const app_config *a, const app_config *b) {
-        return a->platform == b->platform && streq(a->app_id, b->app_id) && streq(a->region, b->region);
-}
-
-int watcher_reconfigure(watcher *w, const config *cfg) {
-        app_watch **apps = calloc(cfg->n_apps ? cfg->n_apps : 1, sizeof *apps);
-        if (!apps)
-                return -ENOMEM;
-        size_t n = 0;
-        /* Build the new set first so a failure leaves the old one running. */
-        for (size_t i = 0; i < cfg->n_apps; i++) {
-                const app_config *ac = &cfg->apps[i];
-                app_watch *old = NULL;
-                for (size_t j = 0; j < w->n_apps; j++)
-                        if (w->apps[j] && streq(w->apps[j]->name, ac->name) && same_identity(w->apps[j]->cfg, ac)) {
-                                old = w->apps[j];
-                                break;
-                        }
-                if (old) {
-                        apps[n++] = old;
-                        continue;
-                }
-                int r = app_watch_new(w, ac, &apps[n]);
-                if (r < 0) {
-                        for (size_t k = 0; k < n; k++) {
-                                bool kept = false;
-                                for (size_t j = 0; j < w->n_apps; j++)
-                                        kept = kept || w->apps[j] == apps[k];
-                                if (!kept)
-                                        app_watch_free(apps[k]);
-                        }
-                        free(apps);
-                        return r;
-                }
-                apps[n]->cfg = ac;
-                n++;
-        }
-        /* Commit: removed apps stop, kept apps point at their new config. */
-        for (size_t j = 0; j < w->n_apps; j++) {
-                bool kept = false;
-                for (size_t k = 0; k < n; k++)
-                        kept = kept || apps[k] == w->apps[j];
-                if (!kept) {
-                        log_fields f = { .app = w->apps[j]->name };
-                        log_event_send(EV_NONE, LOG_INFO, &f, "no longer watching %s (removed from the config)",
-                                       w->apps[j]->name);
-                        app_watch_free(w->apps[j]);
-                }
-        }
-        size_t old_n = w->n_apps;
-        free(w->apps);
-        w->apps = apps;
-        w->n_apps = n;
-        w->cfg = cfg;
-        w->cloud.cfg = cfg;
-        for (size_t i = 0; i < n; i++) {
-                app_watch *a = apps[i];
-                bool is_new = !a->timer;
-                a->cfg = &cfg->apps[i];
-                /* Rule indexes may have moved: forget the log-once bits. */
-                a->noted_holding = a->noted_skipped = 0;
-                if (is_new)
-                        schedule_poll(a, jitter_usec(USEC_PER_SEC, 0.5));
-        }
-        (void)old_n;
-        watcher_circuit_check(w, now_realtime_ms());
-        return 0;
-}
-
-void watcher_set_alert_lookup(watcher *w, alert_lookup_fn fn, void *userdata) {
-        w->alert_lookup = fn;
-        w->alert_userdata = userdata;
 }
 
 int watcher_poll_now(watcher *w, const char *app) {

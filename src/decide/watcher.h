@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <systemd/sd-event.h>
 
+#include "actions.h"
 #include "api.h"
 #include "config.h"
 #include "metrics.h"
@@ -28,6 +29,7 @@ typedef struct watcher_options {
         void (*once_done)(void *userdata, int failures);
         void *userdata;
         metrics_registry *metrics; /* where the watcher registers its counters; NULL: none */
+        const action_hooks *action_hooks; /* extension points of each action, may be NULL */
 } watcher_options;
 
 /* cfg must outlive the watcher or be replaced with watcher_reconfigure. */

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "state.h"
+#include "state_json.h"
 #include "util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

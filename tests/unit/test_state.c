@@ -16,6 +16,8 @@
 
 #include "log.h"
 #include "state.h"
+#include "state_file.h"
+#include "state_json.h"
 #include "util.h"
 
 /* ---- helpers ----------------------------------------------------------------- */

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/* The set of watched apps: built from the config at start, matched by name
+ * and identity on reload. Above the per-app state machine (watcher.c): it
+ * calls into it through app.h, never the other way. */
+#include "watcher.h"
+
+#include "app.h"
+#include "log.h"
+#include "schedule.h"
+#include "util.h"
+
+int watcher_new(sd_event *e, api_client *api, const config *cfg, const watcher_options *opt,
+                watcher **ret) {
+        watcher *w = calloc(1, sizeof *w);
+        if (!w)
+                return -ENOMEM;
+        w->event = sd_event_ref(e);
+        w->cloud.api = api;
+        w->cloud.cfg = cfg;
+        w->cfg = cfg;
+        w->opt = *opt;
+        w->state_dir = strdup(opt->state_dir ? opt->state_dir : cfg->state_directory);
+        if (!w->state_dir) {
+                watcher_free(w);
+                return -ENOMEM;
+        }
+        w->opt.state_dir = w->state_dir;
+        if (opt->metrics) {
+                metrics_registry *m = opt->metrics;
+                w->polls = metrics_counter_new(m, "rollguard_polls_total", "Poll cycles by result.", "result");
+                w->api_errors = metrics_counter_new(m, "rollguard_api_errors_total",
+                                                    "Failed cloud API calls by error code.", "code");
+                w->decisions = metrics_counter_new(m, "rollguard_decisions_total",
+                                                   "Rules that fired, by app, rule and what the safety gate decided.",
+                                                   "app", "rule", "result");
+                w->actions = metrics_counter_new(m, "rollguard_actions_total", "Rollback/abort calls by kind and result.",
+                                                 "kind", "result");
+                if (!w->polls || !w->api_errors || !w->decisions || !w->actions) {
+                        watcher_free(w);
+                        return -ENOMEM;
+                }
+        }
+        w->apps = calloc(cfg->n_apps ? cfg->n_apps : 1, sizeof *w->apps);
+        if (!w->apps) {
+                watcher_free(w);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < cfg->n_apps; i++) {
+                int r = app_watch_new(w, &cfg->apps[i], &w->apps[w->n_apps]);
+                if (r < 0) {
+                        watcher_free(w);
+                        return r;
+                }
+                w->n_apps++;
+        }
+        *ret = w;
+        return 0;
+}
+
+int watcher_start(watcher *w) {
+        w->once_pending = w->n_apps;
+        if (w->opt.once && w->n_apps == 0 && w->opt.once_done)
+                w->opt.once_done(w->opt.userdata, 0);
+        watcher_circuit_check(w, now_realtime_ms());
+        for (size_t i = 0; i < w->n_apps; i++) {
+                /* The first app polls at once; the rest spread evenly, so start-up
+                 * is not a burst the rate limiter has to flatten. */
+                uint64_t at = schedule_startup_offset(i, w->n_apps, w->cfg->poll_interval_usec);
+                app_watch_schedule(w->apps[i], w->opt.once ? 0 : at);
+        }
+        return 0;
+}
+
+static bool same_identity(const app_config *a, const app_config *b) {
+        return a->platform == b->platform && streq(a->app_id, b->app_id) && streq(a->region, b->region);
+}
+
+int watcher_reconfigure(watcher *w, const config *cfg) {
+        app_watch **apps = calloc(cfg->n_apps ? cfg->n_apps : 1, sizeof *apps);
+        if (!apps)
+                return -ENOMEM;
+        size_t n = 0;
+        /* Build the new set first so a failure leaves the old one running. */
+        for (size_t i = 0; i < cfg->n_apps; i++) {
+                const app_config *ac = &cfg->apps[i];
+                app_watch *old = NULL;
+                for (size_t j = 0; j < w->n_apps; j++)
+                        if (w->apps[j] && streq(w->apps[j]->name, ac->name) && same_identity(w->apps[j]->cfg, ac)) {
+                                old = w->apps[j];
+                                break;
+                        }
+                if (old) {
+                        apps[n++] = old;
+                        continue;
+                }
+                int r = app_watch_new(w, ac, &apps[n]);
+                if (r < 0) {
+                        for (size_t k = 0; k < n; k++) {
+                                bool kept = false;
+                                for (size_t j = 0; j < w->n_apps; j++)
+                                        kept = kept || w->apps[j] == apps[k];
+                                if (!kept)
+                                        app_watch_free(apps[k]);
+                        }
+                        free(apps);
+                        return r;
+                }
+                n++;
+        }
+        /* Commit: removed apps stop, kept apps point at their new config. */
+        for (size_t j = 0; j < w->n_apps; j++) {
+                bool kept = false;
+                for (size_t k = 0; k < n; k++)
+                        kept = kept || apps[k] == w->apps[j];
+                if (!kept) {
+                        log_fields f = { .app = w->apps[j]->name };
+                        log_event_send(EV_NONE, LOG_INFO, &f, "no longer watching %s (removed from the config)",
+                                       w->apps[j]->name);
+                        app_watch_free(w->apps[j]);
+                }
+        }
+        size_t old_n = w->n_apps;
+        free(w->apps);
+        w->apps = apps;
+        w->n_apps = n;
+        w->cfg = cfg;
+        w->cloud.cfg = cfg;
+        for (size_t i = 0; i < n; i++) {
+                app_watch *a = apps[i];
+                bool is_new = !a->timer;
+                a->cfg = a->actx.app = &cfg->apps[i];
+                /* Rule indexes may have moved: forget the log-once bits. */
+                a->noted_holding = a->noted_skipped = 0;
+                if (is_new)
+                        app_watch_schedule(a, jitter_usec(USEC_PER_SEC, 0.5));
+        }
+        (void)old_n;
+        watcher_circuit_check(w, now_realtime_ms());
+        return 0;
+}
+
+void watcher_set_alert_lookup(watcher *w, alert_lookup_fn fn, void *userdata) {
+        w->alert_lookup = fn;
+        w->alert_userdata = userdata;
+}
