@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ha_internal.h"
 #include "log.h"
 #include "util.h"
 
@@ -13,58 +14,9 @@
  * safety margin of one second. */
 #define TIMER_ACCURACY_USEC (10 * USEC_PER_MSEC)
 
-typedef struct ha_op ha_op;
-struct ha_op {
-        ha_node *h;
-        ha_op *prev, *next;
-        etcd_call *call;
-        etcd_request_kind kind;
-        uint64_t sent_usec;
-        char *co;
-        char *record;
-        char *why;
-        union {
-                ha_fence_fn fence;
-                ha_done_fn done;
-                ha_acts_fn acts;
-        } cb;
-        void *userdata;
-};
-
-/* Acts this process fenced and has not written the result of yet. */
-typedef struct fenced {
-        struct fenced *next;
-        char *co;
-        int64_t create_revision;
-        char *record;
-} fenced;
-
-struct ha_node {
-        sd_event *event;
-        etcd_client *etcd;
-        char *prefix, *node, *leader_key, *acts_prefix;
-        uint64_t ttl_usec, margin, interval;
-        ha_role_fn on_role;
-        void *userdata;
-        sd_event_source *tick, *expiry;
-        ha_op *ops;
-        fenced *fenced;
-        bool ticking; /* one keepalive/read/campaign chain at a time */
-        bool contacted;
-        bool resigned;
-        int64_t lease_id;
-        uint64_t lease_deadline;
-        int64_t leader_rev; /* our leader key's create_revision; 0: we do not hold it */
-        char *leader;
-        ha_role role;
-        bool was_leader;
-        char last_error[256];
-        char reason[384];
-};
-
 /* ---- bookkeeping ---- */
 
-static ha_op *op_new(ha_node *h) {
+ha_op *ha_op_new(ha_node *h) {
         ha_op *op = calloc(1, sizeof *op);
         if (!op)
                 return NULL;
@@ -76,7 +28,7 @@ static ha_op *op_new(ha_node *h) {
         return op;
 }
 
-static void op_unlink(ha_op *op) {
+void ha_op_unlink(ha_op *op) {
         ha_node *h = op->h;
         if (op->prev)
                 op->prev->next = op->next;
@@ -88,7 +40,7 @@ static void op_unlink(ha_op *op) {
         op->call = NULL;
 }
 
-static void op_free(ha_op *op) {
+void ha_op_free(ha_op *op) {
         if (!op)
                 return;
         if (op->call)
@@ -99,14 +51,14 @@ static void op_free(ha_op *op) {
         free(op);
 }
 
-static int submit(ha_op *op, const etcd_request *req, etcd_done_fn fn) {
+int ha_op_submit(ha_op *op, const etcd_request *req, etcd_done_fn fn) {
         op->sent_usec = now_monotonic_usec();
         op->kind = req->kind;
         int r = etcd_submit(op->h->etcd, req, fn, op, &op->call);
         if (r < 0) {
                 op->call = NULL;
-                op_unlink(op);
-                op_free(op);
+                ha_op_unlink(op);
+                ha_op_free(op);
         }
         return r;
 }
@@ -118,7 +70,7 @@ static void set_error(ha_node *h, const char *what, const etcd_result *r) {
 
 /* ---- role ---- */
 
-static void update_role(ha_node *h) {
+void ha_update_role(ha_node *h) {
         uint64_t now = now_monotonic_usec();
         ha_role role = ha_decide_role(h->contacted, h->lease_id != 0, h->leader_rev != 0, now,
                                       h->lease_deadline, h->margin);
@@ -172,7 +124,7 @@ static void set_leader(ha_node *h, const char *name) {
 }
 
 /* What the leader key says about us. */
-static void learn_leader(ha_node *h, const etcd_kv *kv) {
+void ha_learn_leader(ha_node *h, const etcd_kv *kv) {
         if (!kv) {
                 h->leader_rev = 0;
                 set_leader(h, NULL);
@@ -197,7 +149,7 @@ static void arm_expiry(ha_node *h) {
 
 static void tick_done(ha_node *h) {
         h->ticking = false;
-        update_role(h);
+        ha_update_role(h);
 }
 
 static void on_campaign(const etcd_result *r, void *userdata);
@@ -205,24 +157,24 @@ static void on_read(const etcd_result *r, void *userdata);
 static void on_lease(const etcd_result *r, void *userdata);
 
 static int send_lease(ha_node *h) {
-        ha_op *op = op_new(h);
+        ha_op *op = ha_op_new(h);
         if (!op)
                 return -ENOMEM;
         etcd_request req = { .kind = h->lease_id ? ETCD_REQ_LEASE_KEEPALIVE : ETCD_REQ_LEASE_GRANT,
                              .lease_id = h->lease_id,
                              .ttl_sec = (int64_t)(h->ttl_usec / USEC_PER_SEC) };
-        return submit(op, &req, on_lease);
+        return ha_op_submit(op, &req, on_lease);
 }
 
 static int send_read(ha_node *h) {
-        ha_op *op = op_new(h);
+        ha_op *op = ha_op_new(h);
         if (!op)
                 return -ENOMEM;
-        return submit(op, &(etcd_request){ .kind = ETCD_REQ_RANGE, .op.key = h->leader_key }, on_read);
+        return ha_op_submit(op, &(etcd_request){ .kind = ETCD_REQ_RANGE, .op.key = h->leader_key }, on_read);
 }
 
 static int send_campaign(ha_node *h) {
-        ha_op *op = op_new(h);
+        ha_op *op = ha_op_new(h);
         if (!op)
                 return -ENOMEM;
         etcd_compare cmp = { .key = h->leader_key, .target = ETCD_CMP_CREATE, .number = 0 };
@@ -231,7 +183,7 @@ static int send_campaign(ha_node *h) {
         etcd_op get = { .type = ETCD_OP_RANGE, .key = h->leader_key };
         etcd_request req = { .kind = ETCD_REQ_TXN, .compare = &cmp, .n_compare = 1,
                              .success = &put, .n_success = 1, .failure = &get, .n_failure = 1 };
-        return submit(op, &req, on_campaign);
+        return ha_op_submit(op, &req, on_campaign);
 }
 
 static void chain(ha_node *h, int r) {
@@ -246,8 +198,8 @@ static void on_lease(const etcd_result *r, void *userdata) {
         ha_node *h = op->h;
         uint64_t sent = op->sent_usec;
         bool grant = op->kind == ETCD_REQ_LEASE_GRANT;
-        op_unlink(op);
-        op_free(op);
+        ha_op_unlink(op);
+        ha_op_free(op);
 
         if (h->resigned) {
                 tick_done(h);
@@ -284,15 +236,15 @@ static void on_lease(const etcd_result *r, void *userdata) {
 static void on_read(const etcd_result *r, void *userdata) {
         ha_op *op = userdata;
         ha_node *h = op->h;
-        op_unlink(op);
-        op_free(op);
+        ha_op_unlink(op);
+        ha_op_free(op);
 
         if (r->error < 0) {
                 set_error(h, "reading the leader key", r);
                 tick_done(h);
                 return;
         }
-        learn_leader(h, r->range.n_kvs ? &r->range.kvs[0] : NULL);
+        ha_learn_leader(h, r->range.n_kvs ? &r->range.kvs[0] : NULL);
         if (r->range.n_kvs == 0 && !h->resigned) {
                 chain(h, send_campaign(h));
                 return;
@@ -303,8 +255,8 @@ static void on_read(const etcd_result *r, void *userdata) {
 static void on_campaign(const etcd_result *r, void *userdata) {
         ha_op *op = userdata;
         ha_node *h = op->h;
-        op_unlink(op);
-        op_free(op);
+        ha_op_unlink(op);
+        ha_op_free(op);
 
         if (r->error < 0) {
                 set_error(h, "campaign", r);
@@ -314,7 +266,7 @@ static void on_campaign(const etcd_result *r, void *userdata) {
                 h->leader_rev = r->revision;
                 set_leader(h, h->node);
         } else if (r->n_responses == 1 && r->responses[0].n_kvs)
-                learn_leader(h, &r->responses[0].kvs[0]);
+                ha_learn_leader(h, &r->responses[0].kvs[0]);
         tick_done(h);
 }
 
@@ -334,7 +286,7 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 static int on_expiry(sd_event_source *s, uint64_t usec, void *userdata) {
-        update_role(userdata);
+        ha_update_role(userdata);
         return 0;
 }
 
@@ -399,17 +351,11 @@ ha_node *ha_free(ha_node *h) {
         while (h->ops) {
                 ha_op *op = h->ops;
                 etcd_call *call = op->call;
-                op_unlink(op);
+                ha_op_unlink(op);
                 op->call = call;
-                op_free(op);
+                ha_op_free(op);
         }
-        while (h->fenced) {
-                fenced *f = h->fenced;
-                h->fenced = f->next;
-                free(f->co);
-                free(f->record);
-                free(f);
-        }
+        ha_fenced_free_all(h);
         sd_event_source_disable_unref(h->tick);
         sd_event_source_disable_unref(h->expiry);
         sd_event_unref(h->event);
@@ -448,203 +394,10 @@ bool ha_observing(const ha_node *h) {
         return ha_may_act(h) || (h->role == HA_ROLE_LOST && h->was_leader && !h->resigned);
 }
 
-/* ---- fencing and the act records ---- */
-
-static void remember_fenced(ha_node *h, const char *co, int64_t create_revision, const char *record) {
-        fenced *f = calloc(1, sizeof *f);
-        if (!f || !(f->co = strdup(co)) || !(f->record = strdup(record))) {
-                /* ha_record_result will say -ENOENT: the record stays an intent. */
-                if (f)
-                        free(f->co);
-                free(f);
-                return;
-        }
-        f->create_revision = create_revision;
-        f->next = h->fenced;
-        h->fenced = f;
-}
-
-static void on_fence(const etcd_result *r, void *userdata) {
-        ha_op *op = userdata;
-        ha_node *h = op->h;
-        op_unlink(op);
-        const char *record, *leader;
-        ha_fence_result res = ha_fence_classify(r, &record, &leader);
-        char why[512];
-
-        switch (res) {
-        case HA_FENCED_OK:
-                remember_fenced(h, op->co, r->revision, op->record);
-                record = op->record;
-                snprintf(why, sizeof why, "acts/%s created at revision %lld", op->co,
-                         (long long)r->revision);
-                break;
-        case HA_REFUSED_ALREADY_ACTED:
-                snprintf(why, sizeof why, "acts/%s exists: decided already", op->co);
-                break;
-        case HA_REFUSED_NOT_LEADER:
-                snprintf(why, sizeof why, "etcd: %s %s", leader ? leader : "nobody",
-                         leader ? "holds the leader key" : "holds the leader key any more");
-                /* We learned we do not lead: say so now, not at the next poll. */
-                learn_leader(h, r->responses[0].n_kvs ? &r->responses[0].kvs[0] : NULL);
-                break;
-        default:
-                snprintf(why, sizeof why, "etcd did not confirm the fence: %s%s",
-                         r->error_text ? r->error_text : strerror(-r->error),
-                         r->maybe_delivered ? " (it may have been applied; the order stays unconfirmed)" : "");
-                break;
-        }
-        op->cb.fence(res, record, why, op->userdata);
-        op_free(op);
-        if (res == HA_REFUSED_NOT_LEADER)
-                update_role(h);
-}
-
-/* This node cannot act: only tell "decided already" from "not leader". */
-static void on_fence_read(const etcd_result *r, void *userdata) {
-        ha_op *op = userdata;
-        op_unlink(op);
-        char why[512];
-        if (r->error >= 0 && r->range.n_kvs) {
-                snprintf(why, sizeof why, "acts/%s exists: decided already", op->co);
-                op->cb.fence(HA_REFUSED_ALREADY_ACTED, r->range.kvs[0].value, why, op->userdata);
-        } else {
-                snprintf(why, sizeof why, "this node may not act: %s", op->why);
-                op->cb.fence(HA_REFUSED_NOT_LEADER, NULL, why, op->userdata);
-        }
-        op_free(op);
-}
-
-int ha_fence_act(ha_node *h, const char *change_order_id, const char *intent_json, ha_fence_fn cb,
-                 void *userdata) {
-        if (!h || !ha_change_order_id_valid(change_order_id) || !cb)
-                return -EINVAL;
-        _cleanup_free_ char *key = ha_act_key(h->prefix, change_order_id);
-        ha_op *op = op_new(h);
-        if (!key || !op || !(op->co = strdup(change_order_id)) || !(op->why = strdup(h->reason))) {
-                if (op) {
-                        op_unlink(op);
-                        op_free(op);
-                }
-                return -ENOMEM;
-        }
-        op->cb.fence = cb;
-        op->userdata = userdata;
-
-        if (!ha_may_act(h))
-                return submit(op, &(etcd_request){ .kind = ETCD_REQ_RANGE, .op.key = key }, on_fence_read);
-
-        int r = ha_act_record_build(h->node, h->lease_id, h->leader_rev, now_realtime_ms(), intent_json,
-                                    &op->record);
-        if (r < 0) {
-                op_unlink(op);
-                op_free(op);
-                return r;
-        }
-        etcd_compare cmp[] = {
-                { .key = h->leader_key, .target = ETCD_CMP_CREATE, .number = h->leader_rev },
-                { .key = h->leader_key, .target = ETCD_CMP_LEASE, .number = h->lease_id },
-                { .key = key, .target = ETCD_CMP_CREATE, .number = 0 },
-        };
-        etcd_op put = { .type = ETCD_OP_PUT, .key = key, .value = op->record,
-                        .value_len = strlen(op->record) };
-        etcd_op get[] = { { .type = ETCD_OP_RANGE, .key = h->leader_key },
-                          { .type = ETCD_OP_RANGE, .key = key } };
-        return submit(op,
-                      &(etcd_request){ .kind = ETCD_REQ_TXN, .compare = cmp, .n_compare = ELEMENTSOF(cmp),
-                                       .success = &put, .n_success = 1,
-                                       .failure = get, .n_failure = ELEMENTSOF(get) },
-                      on_fence);
-}
-
-static void on_result(const etcd_result *r, void *userdata) {
-        ha_op *op = userdata;
-        ha_node *h = op->h;
-        op_unlink(op);
-        int error = r->error < 0 ? r->error : r->succeeded ? 0 : -ESTALE;
-        if (error == 0)
-                for (fenced **f = &h->fenced; *f; f = &(*f)->next)
-                        if (streq((*f)->co, op->co)) {
-                                fenced *gone = *f;
-                                *f = gone->next;
-                                free(gone->co);
-                                free(gone->record);
-                                free(gone);
-                                break;
-                        }
-        if (op->cb.done)
-                op->cb.done(error, op->userdata);
-        op_free(op);
-}
-
-int ha_record_result(ha_node *h, const char *change_order_id, const char *result_json,
-                     ha_done_fn cb, void *userdata) {
-        if (!h || !ha_change_order_id_valid(change_order_id))
-                return -EINVAL;
-        fenced *f = h->fenced;
-        while (f && !streq(f->co, change_order_id))
-                f = f->next;
-        if (!f)
-                return -ENOENT;
-        _cleanup_free_ char *key = ha_act_key(h->prefix, change_order_id);
-        ha_op *op = op_new(h);
-        int r = !key || !op || !(op->co = strdup(change_order_id)) ? -ENOMEM
-                : ha_act_record_add_result(f->record, result_json, now_realtime_ms(), &op->record);
-        if (r < 0) {
-                if (op) {
-                        op_unlink(op);
-                        op_free(op);
-                }
-                return r;
-        }
-        op->cb.done = cb;
-        op->userdata = userdata;
-        /* Facts are written even by a node that lost leadership since: the
-         * call went out. Only the key we created is overwritten. */
-        etcd_compare cmp = { .key = key, .target = ETCD_CMP_CREATE, .number = f->create_revision };
-        etcd_op put = { .type = ETCD_OP_PUT, .key = key, .value = op->record,
-                        .value_len = strlen(op->record) };
-        return submit(op,
-                      &(etcd_request){ .kind = ETCD_REQ_TXN, .compare = &cmp, .n_compare = 1,
-                                       .success = &put, .n_success = 1 },
-                      on_result);
-}
-
-static void on_load(const etcd_result *r, void *userdata) {
-        ha_op *op = userdata;
-        ha_node *h = op->h;
-        op_unlink(op);
-        size_t skip = strlen(h->acts_prefix), n = 0;
-        ha_act *acts = r->error < 0 ? NULL : calloc(r->range.n_kvs + 1, sizeof *acts);
-        int error = r->error < 0 ? r->error : acts ? 0 : -ENOMEM;
-        for (size_t i = 0; acts && i < r->range.n_kvs; i++)
-                if (strlen(r->range.kvs[i].key) > skip)
-                        acts[n++] = (ha_act){ .change_order_id = r->range.kvs[i].key + skip,
-                                              .record = r->range.kvs[i].value };
-        op->cb.acts(error, acts, n, op->userdata);
-        free(acts);
-        op_free(op);
-}
-
-int ha_load_acts(ha_node *h, ha_acts_fn cb, void *userdata) {
-        if (!h || !cb)
-                return -EINVAL;
-        _cleanup_free_ char *end = etcd_prefix_end(h->acts_prefix);
-        ha_op *op = end ? op_new(h) : NULL;
-        if (!op)
-                return -ENOMEM;
-        op->cb.acts = cb;
-        op->userdata = userdata;
-        return submit(op,
-                      &(etcd_request){ .kind = ETCD_REQ_RANGE,
-                                       .op = { .key = h->acts_prefix, .range_end = end } },
-                      on_load);
-}
-
 static void on_resign(const etcd_result *r, void *userdata) {
         ha_op *op = userdata;
         ha_node *h = op->h;
-        op_unlink(op);
+        ha_op_unlink(op);
         if (r->error >= 0 || r->error == -ENOENT) {
                 h->lease_id = 0;
                 h->leader_rev = 0;
@@ -653,8 +406,8 @@ static void on_resign(const etcd_result *r, void *userdata) {
         }
         if (op->cb.done)
                 op->cb.done(r->error == -ENOENT ? 0 : r->error, op->userdata);
-        op_free(op);
-        update_role(h);
+        ha_op_free(op);
+        ha_update_role(h);
 }
 
 int ha_resign(ha_node *h, ha_done_fn cb, void *userdata) {
@@ -663,16 +416,16 @@ int ha_resign(ha_node *h, ha_done_fn cb, void *userdata) {
         h->resigned = true;
         (void)sd_event_source_set_enabled(h->tick, SD_EVENT_OFF);
         if (!h->lease_id) {
-                update_role(h);
+                ha_update_role(h);
                 if (cb)
                         cb(0, userdata);
                 return 0;
         }
-        ha_op *op = op_new(h);
+        ha_op *op = ha_op_new(h);
         if (!op)
                 return -ENOMEM;
         op->cb.done = cb;
         op->userdata = userdata;
-        return submit(op, &(etcd_request){ .kind = ETCD_REQ_LEASE_REVOKE, .lease_id = h->lease_id },
+        return ha_op_submit(op, &(etcd_request){ .kind = ETCD_REQ_LEASE_REVOKE, .lease_id = h->lease_id },
                       on_resign);
 }
