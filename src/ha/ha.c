@@ -97,7 +97,9 @@ void ha_update_role(ha_node *h) {
                         snprintf(reason, sizeof reason,
                                  "etcd has not confirmed the lease in time, not acting%s (%s)",
                                  h->was_leader ? ", still observing" : "",
-                                 h->last_error[0] ? h->last_error : "no answer yet");
+                                 h->last_error[0] ? h->last_error
+                                 : h->lease_id ? "no keepalive answer in time: paused, or etcd slow"
+                                               : "the lease expired at etcd");
                 break;
         default:
                 snprintf(reason, sizeof reason, "etcd not reached yet (%s)",

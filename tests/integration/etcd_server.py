@@ -44,7 +44,8 @@ def _unb64(s):
 
 
 class EtcdServer:
-    def __init__(self, workdir):
+    def __init__(self, workdir, extra_args=()):
+        self.extra_args = list(extra_args)
         self.dir = Path(workdir) / f"etcd-{os.getpid()}-{_free_port()}"
         self.dir.mkdir(parents=True)
         self.client_port = _free_port()
@@ -63,7 +64,7 @@ class EtcdServer:
             [ETCD_BIN, "--name", "t", "--data-dir", str(self.dir / "data"),
              "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
              "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-             "--initial-cluster", f"t={peer}", "--log-level", "warn"],
+             "--initial-cluster", f"t={peer}", "--log-level", "warn", *self.extra_args],
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while True:
@@ -103,9 +104,12 @@ class EtcdServer:
 
     # -- the gateway -------------------------------------------------------
 
-    def call(self, path, body, timeout=5):
+    def call(self, path, body, timeout=5, token=None):
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = token
         req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+                                     headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 return json.loads(r.read() or b"{}")
@@ -144,6 +148,16 @@ class EtcdServer:
 
     def txn(self, body):
         return self.call("/v3/kv/txn", body)
+
+    def enable_auth(self, user, password):
+        """A root user (etcd requires one) and authentication on; from then
+        on the helpers above are refused: use call(..., token=)."""
+        for path, body in (("/v3/auth/user/add", {"name": user, "password": password}),
+                           ("/v3/auth/role/add", {"name": "root"}),
+                           ("/v3/auth/user/grant", {"user": user, "role": "root"}),
+                           ("/v3/auth/enable", {})):
+            r = self.call(path, body)
+            assert "error" not in r, (path, r)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SLOWDOWN, assert_tool_clean, wait_for
-from etcd_server import etcd  # noqa: F401  (the fixture)
+from etcd_server import EtcdServer, etcd  # noqa: F401  (the fixture)
 
 TTL = 3          # seconds: etcd's floor is about 2s
 INTERVAL = TTL / 3
@@ -34,7 +34,7 @@ def probe_bin():
 
 
 class Probe:
-    def __init__(self, tmp_path, endpoints, prefix, node, ttl=TTL):
+    def __init__(self, tmp_path, endpoints, prefix, node, ttl=TTL, extra=()):
         self.node = node
         self.lines = []
         self.lock = threading.Lock()
@@ -42,7 +42,7 @@ class Probe:
         self._err = open(self.stderr_path, "w")
         self.proc = subprocess.Popen(
             [probe_bin(), "--endpoints", ",".join(endpoints), "--prefix", prefix,
-             "--node", node, "--ttl", str(ttl)],
+             "--node", node, "--ttl", str(ttl), *extra],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err, text=True, bufsize=1)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -112,8 +112,8 @@ def probes(tmp_path, etcd):  # noqa: F811
     made = []
     prefix = f"/rollguard/test-{uuid.uuid4().hex[:8]}"
 
-    def make(node, endpoints=None, ttl=TTL):
-        p = Probe(tmp_path, endpoints or [etcd.url], prefix, node, ttl)
+    def make(node, endpoints=None, ttl=TTL, extra=()):
+        p = Probe(tmp_path, endpoints or [etcd.url], prefix, node, ttl, extra)
         made.append(p)
         return p
 
@@ -245,3 +245,56 @@ def test_etcd_down_nobody_acts_and_says_why_then_a_leader_again(etcd, probes):  
     wait_for(lambda: one_leader(a, b), timeout=5 * TTL, what="a leader again after etcd is back")
     new = one_leader(a, b)
     assert " FENCED_OK " in new.ask("fence co-X", r"^fence co-X ")
+
+
+def _closed_port():
+    import socket
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0))
+        return so.getsockname()[1]
+
+
+def test_endpoints_are_tried_in_turn(etcd, probes):  # noqa: F811
+    dead = f"http://127.0.0.1:{_closed_port()}"
+    a = probes("ops-a", endpoints=[dead, etcd.url])
+    a.wait(r"^role leader leader=ops-a", timeout=10)
+    assert " FENCED_OK " in a.ask("fence co-1", r"^fence co-1 ")
+    # Keeps leading across keepalives (each starts at the endpoint that answered).
+    m = a.mark()
+    deadline = time.monotonic() + 2 * TTL
+    while time.monotonic() < deadline:
+        assert not a.seen(r"^role (lost|standby)", m)
+        time.sleep(0.1)
+
+
+def test_authentication_token_renewed_and_password_kept_secret(tmp_path):
+    password = "s3cret-" + uuid.uuid4().hex
+    with EtcdServer(tmp_path) as e:
+        e.enable_auth("root", password)
+        pw = tmp_path / "pw"
+        pw.write_text(password + "\n")
+        bad = tmp_path / "bad"
+        bad.write_text("wrong\n")
+        prefix = "/rollguard/auth"
+        a = Probe(tmp_path, [e.url], prefix, "ops-a", TTL, ["--user", "root", "--password-file", str(pw)])
+        b = Probe(tmp_path, [e.url], prefix, "ops-b", TTL, ["--user", "root", "--password-file", str(bad)])
+        try:
+            a.wait(r"^role leader leader=ops-a", timeout=10)
+            line = b.wait(r"^role lost ", timeout=10)[2]
+            assert "etcd authentication as root failed" in line, line
+            first = a.mark()
+            # Turning auth off and on drops every token: the probe's next
+            # request is refused ("invalid auth token") and it must log in again.
+            token = e.call("/v3/auth/authenticate", {"name": "root", "password": password})["token"]
+            assert "error" not in e.call("/v3/auth/disable", {}, token=token)
+            assert "error" not in e.call("/v3/auth/enable", {})
+            assert "error" in e.call("/v3/kv/range", {"key": "YQ=="}, token=token)
+            assert not a.seen(r"^role (lost|standby)", first), a.tail()
+            assert " FENCED_OK " in a.ask("fence co-1", r"^fence co-1 ")
+            assert " REFUSED_NOT_LEADER " in b.ask("fence co-2", r"^fence co-2 ")
+        finally:
+            a.close()
+            b.close()
+        for p in (a, b):
+            out = "\n".join(line for _, line in p.lines) + p.stderr_path.read_text()
+            assert password not in out and "wrong" not in out
