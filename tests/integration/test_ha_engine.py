@@ -298,3 +298,15 @@ def test_authentication_token_renewed_and_password_kept_secret(tmp_path):
         for p in (a, b):
             out = "\n".join(line for _, line in p.lines) + p.stderr_path.read_text()
             assert password not in out and "wrong" not in out
+
+
+def test_three_probes_one_leader_and_one_successor(probes):
+    ps = [probes(f"ops-{n}") for n in "abc"]
+    leader = wait_for(lambda: one_leader(*ps), timeout=10, what="one leader of three")
+    leader.proc.kill()
+    rest = [p for p in ps if p is not leader]
+    successor = wait_for(lambda: one_leader(*rest), timeout=3 * TTL, what="one successor")
+    # The act goes through the successor once; the other standby is refused.
+    assert " FENCED_OK " in successor.ask("fence co-3", r"^fence co-3 ")
+    other = next(p for p in rest if p is not successor)
+    assert " REFUSED_ALREADY_ACTED " in other.ask("fence co-3", r"^fence co-3 ")
