@@ -74,7 +74,6 @@ void ha_update_role(ha_node *h) {
         uint64_t now = now_monotonic_usec();
         ha_role role = ha_decide_role(h->contacted, h->lease_id != 0, h->leader_rev != 0, now,
                                       h->lease_deadline, h->margin);
-        const char *old_leader = h->leader;
         char reason[sizeof h->reason];
 
         switch (role) {
@@ -107,9 +106,11 @@ void ha_update_role(ha_node *h) {
                 break;
         }
         memcpy(h->reason, reason, sizeof reason);
-        if (role == h->role && !(role == HA_ROLE_STANDBY && old_leader != h->leader))
+        if (role == h->role && streq_null(h->told_leader, h->leader))
                 return;
         h->role = role;
+        free(h->told_leader);
+        h->told_leader = strdup_null(h->leader); /* OOM: told again next time */
         if (role == HA_ROLE_LOST && !h->resigned)
                 log_warning("ha: %s: %s", ha_role_name(role), h->reason);
         else
@@ -366,6 +367,7 @@ ha_node *ha_free(ha_node *h) {
         free(h->leader_key);
         free(h->acts_prefix);
         free(h->leader);
+        free(h->told_leader);
         free(h);
         return NULL;
 }

@@ -48,6 +48,7 @@ struct ha_node {
         uint64_t lease_deadline;
         int64_t leader_rev; /* our leader key's create_revision; 0: we do not hold it */
         char *leader;
+        char *told_leader; /* the leader on_role last heard of */
         ha_role role;
         bool was_leader;
         char last_error[256];
