@@ -310,3 +310,17 @@ def test_three_probes_one_leader_and_one_successor(probes):
     assert " FENCED_OK " in successor.ask("fence co-3", r"^fence co-3 ")
     other = next(p for p in rest if p is not successor)
     assert " REFUSED_ALREADY_ACTED " in other.ask("fence co-3", r"^fence co-3 ")
+
+
+def test_resign_hands_over_at_the_next_poll(probes):
+    a, b = probes("ops-a", ttl=9), probes("ops-b", ttl=9)  # polls every 3s
+    leader = wait_for(lambda: one_leader(a, b), timeout=10, what="one leader")
+    standby = b if leader is a else a
+    m = standby.mark()
+    t0 = time.monotonic()
+    assert leader.ask("resign", r"^resigned ") == "resigned 0"
+    _, t, _ = standby.wait(r"^role leader leader=" + standby.node, m, timeout=9)
+    # Revoking drops the key now: one poll (3s), not the 9s TTL.
+    assert t - t0 <= 3 + 1.0 * SLOWDOWN, f"hand-over took {t - t0:.2f}s"
+    assert "may_act=0" in leader.ask("status", r"^status ")
+    assert " REFUSED_NOT_LEADER " in leader.ask("fence co-r", r"^fence co-r ")
