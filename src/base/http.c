@@ -505,6 +505,12 @@ static int setup_easy(http_call *call, const http_request *req) {
                 SET(CURLOPT_FRESH_CONNECT, 1L);
                 SET(CURLOPT_FORBID_REUSE, 1L);
         }
+        if (req->ca_file)
+                SET(CURLOPT_CAINFO, req->ca_file);
+        if (req->cert_file)
+                SET(CURLOPT_SSLCERT, req->cert_file);
+        if (req->key_file)
+                SET(CURLOPT_SSLKEY, req->key_file);
         SET(CURLOPT_USERAGENT, "rollguard/" ROLLGUARD_VERSION);
         SET(CURLOPT_HTTPHEADER, call->headers);
         SET(CURLOPT_WRITEFUNCTION, write_cb);

@@ -43,6 +43,11 @@ typedef struct http_request {
          * request whose reused connection turns out dead; for a call that
          * changes something (a rollback) that could mean doing it twice. */
         int fresh_connection;
+        /* TLS files (PEM) for servers with a private CA or client certs
+         * (etcd); NULL = curl's defaults. */
+        const char *ca_file;
+        const char *cert_file;
+        const char *key_file;
 } http_request;
 
 int http_client_new(sd_event *e, http_client **ret);
