@@ -230,6 +230,7 @@ static const cfg_section sections[] = {
         { "endpoints", parse_endpoints, NULL, done_endpoints, NULL },
         { "alerts", parse_alerts, NULL, done_alerts, NULL },
         { "state_directory", parse_state_directory, init_state_directory, done_state_directory, NULL },
+        { "ha", cfg_parse_ha, cfg_init_ha, cfg_done_ha, NULL },
         { "apps", cfg_parse_apps, NULL, cfg_done_apps, "the list of applications to watch" },
 };
 

@@ -28,6 +28,19 @@ typedef struct app_config {
         unsigned line;  /* 1-based line of the app in the file, for messages */
 } app_config;
 
+/* ha: several hosts, one actor, coordinated by etcd (config_ha.c). Without
+ * the section `etcd` is NULL and nothing changes. */
+typedef struct ha_config {
+        char **etcd;             /* endpoint URLs, NULL-terminated */
+        size_t n_etcd;
+        char *prefix;            /* default /rollguard */
+        uint64_t lease_ttl_usec; /* whole seconds, >= 2s; default 10s */
+        char *node;              /* default: the host name */
+        char *ca_file, *cert_file, *key_file; /* tls: */
+        char *user;
+        char *password_file;     /* default $CREDENTIALS_DIRECTORY/etcd-password */
+} ha_config;
+
 typedef struct config {
         char *path;
         uint64_t poll_interval_usec;        /* default 30s */
@@ -50,6 +63,8 @@ typedef struct config {
         char *alerts_token_file;   /* alerts.token_file */
 
         char *state_directory;     /* default /var/lib/rollguard */
+
+        ha_config ha;              /* ha.etcd NULL: a single host */
 
         app_config *apps;
         size_t n_apps;

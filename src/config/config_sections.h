@@ -36,3 +36,8 @@ typedef struct cfg_section {
 /* config_apps.c: apps, their rules and the rules' conditions */
 int cfg_parse_apps(parse_ctx *x, const node *v, config *c);
 void cfg_done_apps(config *c);
+
+/* config_ha.c: ha (etcd endpoints, prefix, lease, node, tls, user) */
+int cfg_parse_ha(parse_ctx *x, const node *v, config *c);
+int cfg_init_ha(config *c);
+void cfg_done_ha(config *c);

@@ -88,6 +88,8 @@ int app_watch_new(watcher *w, const app_config *cfg, app_watch **ret);
 app_watch *app_watch_free(app_watch *a);
 /* The next poll in delay_usec (replacing any scheduled one). */
 void app_watch_schedule(app_watch *a, uint64_t delay_usec);
+/* Writes the app's durable record (logged on failure). */
+void app_watch_save_state(app_watch *a);
 /* Re-checks the breaker; logs the transitions. Returns true when open. */
 bool watcher_circuit_check(watcher *w, int64_t now_ms);
 

@@ -26,6 +26,18 @@ const char *app_phase_name(app_phase p) {
 static void schedule_poll(app_watch *a, uint64_t delay_usec);
 static void poll_start(app_watch *a);
 
+/* ---- several hosts (ha): who polls and who acts ------------------------ */
+
+static bool coord_may_poll(const watcher *w) {
+        const watcher_coord *c = w->opt.coord;
+        return !c || !c->may_poll || c->may_poll(c->userdata);
+}
+
+static const char *coord_why_not_act(const watcher *w) {
+        const watcher_coord *c = w->opt.coord;
+        return c && c->why_not_act ? c->why_not_act(c->userdata) : NULL;
+}
+
 static bool state_writable(const watcher *w) {
         /* `once --dry-run` may run beside the daemon: it must not write. */
         return !(w->opt.once && w->opt.force_dry_run);
@@ -316,6 +328,16 @@ static void evaluate(app_watch *a) {
                  * next poll (after an action there is nothing left to decide). */
                 if (pending_changed)
                         save_state(a);
+                const char *not_here = coord_why_not_act(w);
+                if (not_here) {
+                        /* Observing only (ha: etcd lost): say it once per order and rule. */
+                        if (!(a->noted_skipped & bit))
+                                log_event_send(EV_ACTION_SKIPPED, LOG_WARNING, &f,
+                                               "rule %s fired on %s but this node does not act: %s", r->name,
+                                               a->co.id, not_here);
+                        a->noted_skipped |= bit;
+                        break;
+                }
                 action_fire_input fi = {
                         .rule = r,
                         .in = &in,
@@ -421,6 +443,12 @@ static void on_activity(const api_result *r, const app_activity *act, void *user
 static void poll_start(app_watch *a) {
         if (a->call || a->action)
                 return; /* a cycle is under way; it schedules the next one */
+        if (!coord_may_poll(a->w)) {
+                /* Another host spends the account's budget; watcher_coord_changed
+                 * wakes us when it is our turn, this timer is the backstop. */
+                schedule_poll(a, idle_interval(a));
+                return;
+        }
         a->last_poll_ms = now_realtime_ms();
         api_priority prio = a->phase == APP_ACTIVE ? API_PRIO_ACTIVE : API_PRIO_IDLE;
         int k = cloud_poll_activity(&a->w->cloud, a->cfg, prio, on_activity, a, &a->call);
@@ -460,6 +488,10 @@ static void schedule_poll(app_watch *a, uint64_t delay_usec) {
 
 void app_watch_schedule(app_watch *a, uint64_t delay_usec) {
         schedule_poll(a, delay_usec);
+}
+
+void app_watch_save_state(app_watch *a) {
+        save_state(a);
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */

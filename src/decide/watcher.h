@@ -22,6 +22,25 @@ typedef struct watcher watcher;
 typedef size_t (*alert_lookup_fn)(void *userdata, const char *app, int64_t now_ms,
                                   const firing_alert **ret);
 
+/* When several hosts watch the same apps (ha:, src/decide/fence.h), only
+ * one polls the cloud and acts. Without a coord (or with NULL callbacks)
+ * this host always may. */
+typedef struct watcher_coord_view {
+        const char *node, *role, *reason; /* never NULL */
+        const char *leader;               /* NULL: not known */
+} watcher_coord_view;
+
+typedef struct watcher_coord {
+        /* Poll the cloud now? (the leader, or a leader that lost etcd and
+         * keeps watching without acting) */
+        bool (*may_poll)(void *userdata);
+        /* NULL: may act; else why not, for the log */
+        const char *(*why_not_act)(void *userdata);
+        /* For /status: valid until control returns to the loop. */
+        void (*view)(void *userdata, watcher_coord_view *out);
+        void *userdata;
+} watcher_coord;
+
 typedef struct watcher_options {
         bool force_dry_run;  /* --dry-run */
         bool once;           /* poll every app once, then call once_done */
@@ -30,6 +49,7 @@ typedef struct watcher_options {
         void *userdata;
         metrics_registry *metrics; /* where the watcher registers its counters; NULL: none */
         const action_hooks *action_hooks; /* extension points of each action, may be NULL */
+        const watcher_coord *coord;       /* must outlive the watcher; NULL: a single host */
 } watcher_options;
 
 /* cfg must outlive the watcher or be replaced with watcher_reconfigure. */
@@ -87,5 +107,15 @@ typedef struct watcher_app_view {
 size_t watcher_n_apps(const watcher *w);
 /* i < watcher_n_apps(w), in config order. */
 void watcher_app_view_get(const watcher *w, size_t i, watcher_app_view *out);
+/* The coord's answers changed (a new leader, etcd lost or back): apps that
+ * may poll now poll at once; the log-once notes start afresh. */
+void watcher_coord_changed(watcher *w);
+/* Another host acted on (or claimed) rec->change_order_id of app: keep it
+ * in the app's durable record so it is never acted on here. 1 when added,
+ * 0 when a record for that order exists, -ENOENT (no such app), -ENOMEM. */
+int watcher_mark_acted(watcher *w, const char *app, const act_record *rec);
+/* false without a coord. */
+bool watcher_coord_view_get(const watcher *w, watcher_coord_view *out);
+
 /* The client the watcher polls with, for its counters. */
 const api_client *watcher_api_client(const watcher *w);

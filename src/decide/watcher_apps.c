@@ -143,3 +143,44 @@ void watcher_set_alert_lookup(watcher *w, alert_lookup_fn fn, void *userdata) {
         w->alert_lookup = fn;
         w->alert_userdata = userdata;
 }
+
+/* ---- several hosts (ha) ---- */
+
+void watcher_coord_changed(watcher *w) {
+        const watcher_coord *c = w->opt.coord;
+        bool poll = !c || !c->may_poll || c->may_poll(c->userdata);
+        for (size_t i = 0; i < w->n_apps; i++) {
+                app_watch *a = w->apps[i];
+                a->noted_skipped = 0;
+                if (!poll || w->draining)
+                        continue;
+                if (a->call || a->action)
+                        a->poll_requested = true;
+                else
+                        app_watch_schedule(a, 0);
+        }
+}
+
+int watcher_mark_acted(watcher *w, const char *app, const act_record *rec) {
+        for (size_t i = 0; i < w->n_apps; i++) {
+                app_watch *a = w->apps[i];
+                if (!streq(a->name, app))
+                        continue;
+                if (state_find_act(&a->state, rec->change_order_id))
+                        return 0;
+                int r = state_add_act(&a->state, rec);
+                if (r < 0)
+                        return r;
+                app_watch_save_state(a);
+                return 1;
+        }
+        return -ENOENT;
+}
+
+bool watcher_coord_view_get(const watcher *w, watcher_coord_view *out) {
+        const watcher_coord *c = w->opt.coord;
+        if (!c || !c->view)
+                return false;
+        c->view(c->userdata, out);
+        return true;
+}

@@ -32,6 +32,7 @@ typedef enum log_event {
         EV_STATE_CORRUPT,
         EV_ALERT,
         EV_CREDENTIALS,
+        EV_HA_ROLE,        /* HA: this node's role or the leader changed (lost: warning) */
         _EV_MAX,
 } log_event;
 
