@@ -23,6 +23,7 @@
 #include "cli.h"
 #include "config.h"
 #include "credentials.h"
+#include "fence.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -40,6 +41,7 @@ typedef struct daemon_ctx {
         cred_provider *creds;
         api_client *api;
         watcher *watcher;
+        fence *fence;              /* ha: set; NULL on a single host */
         metrics_registry *metrics;
         serve *alerts;
         sd_event_source *status_timer;
@@ -185,8 +187,16 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+static void on_resigned(void *userdata) {
+        daemon_ctx *d = userdata;
+        sd_event_exit(d->event, d->exit_code);
+}
+
 static void on_drained(void *userdata) {
         daemon_ctx *d = userdata;
+        /* ha: hand over now rather than after the lease's TTL. */
+        if (d->fence && fence_resign(d->fence, on_resigned, d) >= 0)
+                return;
         sd_event_exit(d->event, d->exit_code);
 }
 
@@ -282,6 +292,9 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
                                err ? err : "unknown error");
                 config_free(n);
         } else {
+                if (!config_ha_equal(&d->cfg->ha, &n->ha))
+                        log_warning("ha: changes to the ha: section take effect at the next start; keeping %s",
+                                    d->cfg->ha.etcd ? "the running etcd settings" : "this host on its own");
                 config_free(d->cfg);
                 d->cfg = n;
                 log_event_send(EV_RELOADED, LOG_NOTICE, NULL, "reloaded %s: watching %zu apps", d->cli.config_path,
@@ -320,6 +333,7 @@ static int take_state_lock(const char *dir, int *ret_fd) {
 static void daemon_done(daemon_ctx *d) {
         serve_free(d->alerts);
         watcher_free(d->watcher);
+        fence_free(d->fence);
         api_client_free(d->api);
         cred_provider_free(d->creds);
         http_client_free(d->http);
@@ -396,13 +410,28 @@ static int cmd_run(const cli *c, bool once) {
         api_client_options o = { d.cfg->rate_limit, d.cfg->rate_window_usec, d.cfg->timeout_usec };
         if ((r = api_client_new(d.event, d.http, d.creds, &o, &d.api)) < 0)
                 goto fail;
+        bool force_dry_run = c->dry_run;
+        if (d.cfg->ha.etcd && once && !c->dry_run) {
+                /* once takes no part in leadership: acting here could act twice. */
+                log_notice("ha: configured; 'once' does not take part in leadership, so it only logs (as with --dry-run)");
+                force_dry_run = true;
+        } else if (d.cfg->ha.etcd && !once) {
+                r = fence_new(d.event, d.http, d.cfg, d.metrics, &d.fence, &err);
+                if (r < 0) {
+                        log_error("%s", err ? err : strerror(-r));
+                        exit_code = EXIT_CONFIG;
+                        goto out;
+                }
+        }
         watcher_options wo = {
-                .force_dry_run = c->dry_run,
+                .force_dry_run = force_dry_run,
                 .once = once,
                 .state_dir = state_dir,
                 .once_done = on_once_done,
                 .userdata = &d,
                 .metrics = d.metrics,
+                .action_hooks = d.fence ? fence_action_hooks(d.fence) : NULL,
+                .coord = d.fence ? fence_watcher_coord(d.fence) : NULL,
         };
         if ((r = watcher_new(d.event, d.api, d.cfg, &wo, &d.watcher)) < 0)
                 goto fail;
@@ -416,6 +445,8 @@ static int cmd_run(const cli *c, bool once) {
                 watcher_set_alert_lookup(d.watcher, serve_alert_lookup, d.alerts);
         }
         if ((r = watcher_start(d.watcher)) < 0)
+                goto fail;
+        if (d.fence && (r = fence_start(d.fence, d.watcher)) < 0)
                 goto fail;
 
         if (!once) {

@@ -76,6 +76,18 @@ int cmd_status(const cli *c) {
                (int)json_num(root, "degraded", 0), (int)json_num(root, "actions_last_hour", 0),
                (int)json_num(root, "max_actions_per_hour", 0),
                cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "circuit_open")) ? ", CIRCUIT BREAKER OPEN (log-only)" : "");
+        const cJSON *ha = cJSON_GetObjectItemCaseSensitive(root, "ha");
+        if (cJSON_IsObject(ha)) {
+                const char *node = json_str(ha, "node", "?"), *role = json_str(ha, "role", "?");
+                const char *leader = json_str(ha, "leader", NULL), *why = json_str(ha, "reason", "-");
+                if (streq(role, "leader"))
+                        printf("ha: %s is the leader (%s)\n", node, why);
+                else if (streq(role, "standby"))
+                        printf("ha: %s is standby; %s%s\n", node, leader ? leader : "nobody", leader ? " leads" : " leads yet");
+                else
+                        printf("ha: %s is %s, NOT ACTING: %s; last known leader: %s\n", node, role, why,
+                               leader ? leader : "none");
+        }
         printf("%-20s %-10s %-38s %-15s %-12s %-22s %s\n", "APP", "STATE", "CHANGE ORDER", "STATUS", "LAST POLL",
                "PENDING RULE", "LAST ACTION");
         const cJSON *apps = cJSON_GetObjectItemCaseSensitive(root, "apps");

@@ -91,3 +91,6 @@ bool app_config_dry_run(const config *c, const app_config *a, bool force_dry_run
 char *config_endpoint_url(const config *c, const app_config *a);
 
 const app_config *config_find_app(const config *c, const char *name);
+
+/* Same ha: settings (a reload cannot switch etcd under a running node). */
+bool config_ha_equal(const ha_config *a, const ha_config *b);

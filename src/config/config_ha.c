@@ -206,3 +206,15 @@ int cfg_parse_ha(parse_ctx *x, const node *v, config *c) {
                 return default_node(x, v, h);
         return 0;
 }
+
+bool config_ha_equal(const ha_config *a, const ha_config *b) {
+        if (a->n_etcd != b->n_etcd || a->lease_ttl_usec != b->lease_ttl_usec)
+                return false;
+        for (size_t i = 0; i < a->n_etcd; i++)
+                if (!streq_null(a->etcd[i], b->etcd[i]))
+                        return false;
+        return streq_null(a->prefix, b->prefix) && streq_null(a->node, b->node) &&
+               streq_null(a->ca_file, b->ca_file) && streq_null(a->cert_file, b->cert_file) &&
+               streq_null(a->key_file, b->key_file) && streq_null(a->user, b->user) &&
+               streq_null(a->password_file, b->password_file);
+}

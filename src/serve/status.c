@@ -82,6 +82,17 @@ static cJSON *status_json(const status *s) {
         cJSON_AddBoolToObject(root, "circuit_open", sum.counts.circuit_open);
         cJSON_AddNumberToObject(root, "actions_last_hour", (double)sum.actions_last_hour);
         cJSON_AddNumberToObject(root, "max_actions_per_hour", sum.max_actions_per_hour);
+        watcher_coord_view hv;
+        cJSON *ha = watcher_coord_view_get(s->watcher, &hv) ? cJSON_AddObjectToObject(root, "ha") : NULL;
+        if (ha) { /* ha: this node's role and who leads */
+                cJSON_AddStringToObject(ha, "node", hv.node);
+                cJSON_AddStringToObject(ha, "role", hv.role);
+                if (hv.leader)
+                        cJSON_AddStringToObject(ha, "leader", hv.leader);
+                else
+                        cJSON_AddNullToObject(ha, "leader");
+                cJSON_AddStringToObject(ha, "reason", hv.reason);
+        }
         cJSON *arr = cJSON_AddArrayToObject(root, "apps");
         if (!arr)
                 goto oom;
