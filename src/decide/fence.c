@@ -36,6 +36,7 @@ struct fence {
         sd_event_source *reload;
 
         metrics_callback *m_role, *m_leader;
+        metrics_counter *m_fences; /* result */
 
         void (*resigned)(void *userdata);
         void *resigned_userdata;
@@ -209,6 +210,7 @@ static void on_fenced(ha_fence_result res, const char *record, const char *why, 
         fence *f = p->f;
         action_run *run = p->run;
         log_fields lf = { .app = p->app, .change_order = p->co, .result = ha_fence_result_name(res) };
+        metrics_counter_inc(f->m_fences, ha_fence_result_name(res));
 
         if (!run) {
                 /* The run went away (app removed) while the txn was out. */
@@ -326,7 +328,9 @@ int fence_new(sd_event *e, http_client *http, const config *cfg, metrics_registr
                                                  METRICS_GAUGE, collect_role, f, "role");
                 f->m_leader = metrics_callback_new(m, "rollguard_ha_leader", "1 while this node leads (HA).",
                                                    METRICS_GAUGE, collect_leader, f);
-                if (!f->m_role || !f->m_leader)
+                f->m_fences = metrics_counter_new(m, "rollguard_ha_fences_total",
+                                                  "Fencing transactions before an action, by etcd's answer.", "result");
+                if (!f->m_role || !f->m_leader || !f->m_fences)
                         r = -ENOMEM;
         }
         if (r < 0) {
@@ -353,6 +357,7 @@ fence *fence_free(fence *f) {
         etcd_client_free(f->etcd);
         metrics_callback_free(f->m_role);
         metrics_callback_free(f->m_leader);
+        metrics_counter_free(f->m_fences);
         sd_event_source_disable_unref(f->reload);
         sd_event_source_disable_unref(f->resign_deadline);
         sd_event_unref(f->event);

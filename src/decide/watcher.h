@@ -111,7 +111,8 @@ void watcher_app_view_get(const watcher *w, size_t i, watcher_app_view *out);
  * may poll now poll at once; the log-once notes start afresh. */
 void watcher_coord_changed(watcher *w);
 /* Another host acted on (or claimed) rec->change_order_id of app: keep it
- * in the app's durable record so it is never acted on here. 1 when added,
+ * in the app's durable record so it is never acted on here (and the app's
+ * cooldown runs from rec->finished_ms when it may have acted). 1 when added,
  * 0 when a record for that order exists, -ENOENT (no such app), -ENOMEM. */
 int watcher_mark_acted(watcher *w, const char *app, const act_record *rec);
 /* false without a coord. */

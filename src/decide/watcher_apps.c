@@ -171,6 +171,11 @@ int watcher_mark_acted(watcher *w, const char *app, const act_record *rec) {
                 int r = state_add_act(&a->state, rec);
                 if (r < 0)
                         return r;
+                /* The cooldown follows the order, whoever acted on it. */
+                int64_t until = rec->finished_ms + (int64_t)(w->cfg->cooldown_usec / USEC_PER_MSEC);
+                if ((rec->result == ACT_DONE || rec->result == ACT_UNCONFIRMED) && until > a->state.cooldown_until_ms &&
+                    state_time_valid(until))
+                        a->state.cooldown_until_ms = until;
                 app_watch_save_state(a);
                 return 1;
         }

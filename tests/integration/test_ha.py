@@ -172,6 +172,7 @@ def test_only_the_leader_polls_and_acts(cluster):
     assert metric(ma, "rollguard_ha_role", '{role="leader"}') == 1
     assert metric(ma, "rollguard_ha_role", '{role="standby"}') == 0
     assert metric(mb, "rollguard_ha_role", '{role="standby"}') == 1
+    assert metric(ma, "rollguard_ha_fences_total", '{result="FENCED_OK"}') == 1
     out = subprocess.run([rollguard_bin(), "--config", str(b.config), "status"], capture_output=True, text=True,
                          env=daemon_env(cluster.tmp_path), timeout=30)
     assert out.returncode == 0, out.stderr
@@ -319,6 +320,21 @@ def test_three_nodes_one_successor(cluster):
     a.daemon.kill9()
     new = wait_for(cluster.leader, timeout=TAKEOVER + 5, what="one successor the other names")
     assert new in (b, c)
+
+
+def test_once_takes_no_part_in_leadership_and_only_logs(tmp_path, sim, etcd, run_cli):  # noqa: F811
+    co = stuck_order()
+    app = sae_app(orders=[co], name="payments")
+    sim.set_apps([app])
+    cfg = write_config(tmp_path, sim, [config_app_from(app, rules=[rule("stuck", status=["executing"],
+                                                                         sub_status="error")])],
+                       extra={"ha": {"etcd": [etcd.url]}})
+    r = run_cli("--config", cfg, "once")
+    assert r.returncode == 0, r.stderr
+    assert "'once' does not take part in leadership, so it only logs" in r.stderr
+    assert re.search(r"rollguard-decision app=payments .*dry-run: would rollback", r.stderr), r.stderr
+    assert sim.rollbacks() == []
+    assert etcd.get_prefix("/rollguard/") == []
 
 
 def test_check_prints_the_ha_line_and_never_the_password(tmp_path, sim, run_cli):
