@@ -223,9 +223,13 @@ static void on_fenced(ha_fence_result res, const char *record, const char *why, 
                 pending_free(p);
                 return;
         }
+        /* p goes before the run resumes (whatever follows may start new
+         * fences); what the log and the marking need is copied. */
         _cleanup_free_ char *app = strdup_null(p->app), *co = strdup(p->co), *rec = strdup_null(record);
         _cleanup_free_ char *text = strdup_printf("ha: %s", why);
         pending_free(p);
+        lf.app = app;
+        lf.change_order = co;
         switch (res) {
         case HA_FENCED_OK:
                 log_event_send(EV_NONE, LOG_INFO, &lf, "ha: %s; sending", why);
