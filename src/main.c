@@ -618,31 +618,6 @@ out:
         return exit_code;
 }
 
-/* libcurl frees request and response buffers that held STS tokens and the
- * metadata service's AccessKeySecret; have it wipe them first. */
-static void wiping_free(void *p) {
-        if (!p)
-                return;
-        OPENSSL_cleanse(p, malloc_usable_size(p));
-        free(p);
-}
-
-static void *wiping_realloc(void *p, size_t n) {
-        if (!p)
-                return malloc(n);
-        if (n == 0) {
-                wiping_free(p);
-                return NULL;
-        }
-        void *q = malloc(n);
-        if (!q)
-                return NULL;
-        size_t old = malloc_usable_size(p);
-        memcpy(q, p, old < n ? old : n);
-        wiping_free(p);
-        return q;
-}
-
 int main(int argc, char **argv) {
         cli c;
         int r = parse_cli(argc, argv, &c);
@@ -652,8 +627,8 @@ int main(int argc, char **argv) {
         log_setup(LOG_TARGET_AUTO, c.verbose);
         /* No core dumps and no ptrace by other users: memory holds secrets. */
         (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-        if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, wiping_free, wiping_realloc, strdup, calloc) !=
-            CURLE_OK) {
+        /* libcurl's allocator wipes what it frees once a secret went through it */
+        if (http_global_init() < 0) {
                 fprintf(stderr, "rollguard: cannot initialise libcurl\n");
                 return EXIT_RUNTIME;
         }
@@ -663,6 +638,6 @@ int main(int argc, char **argv) {
                 r = cmd_status(&c);
         else
                 r = cmd_run(&c, streq(c.command, "once"));
-        curl_global_cleanup();
+        http_global_cleanup();
         return r;
 }

@@ -38,21 +38,35 @@ const cJSON *json_path(const cJSON *obj, const char *dotted) {
         return obj;
 }
 
-int json_get_string(const cJSON *obj, const char *name, char **ret) {
+int json_get_string_ref(const cJSON *obj, const char *name, char *buf, size_t bufsz, const char **ret) {
         const cJSON *v = json_member(obj, name);
         if (!v)
                 return 0;
-        char *s;
-        if (cJSON_IsString(v))
-                s = strdup(v->valuestring);
-        else if (cJSON_IsNumber(v)) {
-                double d = v->valuedouble;
-                if (d == floor(d) && fabs(d) < 9.007199254740992e15)
-                        s = strdup_printf("%" PRId64, (int64_t)d);
-                else
-                        s = strdup_printf("%.17g", d);
-        } else
+        if (cJSON_IsString(v)) {
+                *ret = v->valuestring;
+                return 1;
+        }
+        if (!cJSON_IsNumber(v))
                 return -EBADMSG;
+        double d = v->valuedouble;
+        int n;
+        if (d == floor(d) && fabs(d) < 9.007199254740992e15)
+                n = snprintf(buf, bufsz, "%" PRId64, (int64_t)d);
+        else
+                n = snprintf(buf, bufsz, "%.17g", d);
+        if (n < 0 || (size_t)n >= bufsz)
+                return -ENOBUFS;
+        *ret = buf;
+        return 1;
+}
+
+int json_get_string(const cJSON *obj, const char *name, char **ret) {
+        char buf[32];
+        const char *ref = NULL;
+        int r = json_get_string_ref(obj, name, buf, sizeof buf, &ref);
+        if (r <= 0)
+                return r;
+        char *s = strdup(ref);
         if (!s)
                 return -ENOMEM;
         free(*ret);

@@ -18,6 +18,9 @@ const cJSON *json_path(const cJSON *obj, const char *dotted);
 
 /* string; a number is formatted (ids sometimes come as numbers). *ret malloc'ed. */
 int json_get_string(const cJSON *obj, const char *name, char **ret);
+/* The same without a copy: *ret points into obj (a string) or into buf
+ * (a number, formatted there; 32 bytes hold any). Valid while both live. */
+int json_get_string_ref(const cJSON *obj, const char *name, char *buf, size_t bufsz, const char **ret);
 /* number or decimal string; must be integral and within int64. */
 int json_get_int64(const cJSON *obj, const char *name, int64_t *ret);
 int json_get_int(const cJSON *obj, const char *name, int *ret);
