@@ -48,6 +48,7 @@ struct api_call {
         void *userdata;
         void (*destroy)(void *userdata); /* when it ends without done() */
         http_call *http;       /* non-NULL while in flight */
+        char strings[];        /* what the char * above point into */
 };
 
 typedef struct call_list {
@@ -106,16 +107,7 @@ static void list_remove(call_list *l, api_call *call) {
 static void call_free(api_call *call) {
         if (!call)
                 return;
-        free(call->origin);
-        free(call->host);
-        free(call->path);
-        free(call->method);
-        free(call->action);
-        free(call->version);
-        for (size_t i = 0; i < call->n_query; i++) {
-                free(call->query_name[i]);
-                free(call->query_value[i]);
-        }
+        /* the strings live in the same block (copy_request) */
         free(call);
 }
 
@@ -205,39 +197,6 @@ static void schedule_dispatch(api_client *c) {
         (void)sd_event_source_set_enabled(c->dispatch_source, SD_EVENT_ONESHOT);
 }
 
-/* Each path segment percent-encoded, the "/" kept: the URI the signature covers. */
-static char *encode_path(const char *path) {
-        size_t cap = strlen(path) * 3 + 2, off = 0;
-        char *out = malloc(cap);
-        if (!out)
-                return NULL;
-        const char *p = path;
-        while (*p) {
-                if (*p == '/') {
-                        out[off++] = '/';
-                        p++;
-                        continue;
-                }
-                size_t n = strcspn(p, "/");
-                char *seg = strndup(p, n);
-                char *enc = seg ? acs_percent_encode(seg) : NULL;
-                free(seg);
-                if (!enc) {
-                        free(out);
-                        return NULL;
-                }
-                size_t l = strlen(enc);
-                memcpy(out + off, enc, l);
-                off += l;
-                free(enc);
-                p += n;
-        }
-        if (off == 0)
-                out[off++] = '/';
-        out[off] = 0;
-        return out;
-}
-
 static void on_http_done(const http_response *resp, void *userdata);
 
 static int send_call(api_client *c, api_call *call, const credentials *cr, uint64_t now) {
@@ -265,26 +224,31 @@ static int send_call(api_client *c, api_call *call, const credentials *cr, uint6
                 .nonce = nonce,
                 .security_token = cr->security_token,
         };
-        sign_output out = {};
-        r = sign_request(&in, cr->access_key_id, cr->access_key_secret, &out);
+        sign_result out;
+        r = sign_request_into(&in, cr->access_key_id, cr->access_key_secret, &out);
         if (r < 0)
                 return r;
 
-        _cleanup_free_ char *path = encode_path(call->path);
-        _cleanup_free_ char *url = NULL;
-        if (path)
-                url = strdup_printf("%s%s%s%s", call->origin, path,
-                                    out.canonical_query && *out.canonical_query ? "?" : "",
-                                    out.canonical_query ? out.canonical_query : "");
-        if (!url) {
-                sign_output_done(&out);
-                return -ENOMEM;
+        /* The URI the signature covers is the one sent. */
+        char stack_url[1024];
+        _cleanup_free_ char *heap_url = NULL;
+        const char *url = stack_url;
+        const char *qm = *out.canonical_query ? "?" : "";
+        int n = snprintf(stack_url, sizeof stack_url, "%s%s%s%s", call->origin, out.canonical_uri, qm,
+                         out.canonical_query);
+        if (n < 0 || (size_t)n >= sizeof stack_url) {
+                url = heap_url = strdup_printf("%s%s%s%s", call->origin, out.canonical_uri, qm,
+                                               out.canonical_query);
+                if (!url) {
+                        sign_result_done(&out);
+                        return -ENOMEM;
+                }
         }
 
         http_request hr = {
                 .method = call->method,
                 .url = url,
-                .headers = (const char *const *)out.headers,
+                .headers = out.headers,
                 .n_headers = out.n_headers,
                 .timeout_usec = c->opt.timeout_usec,
                 /* Every call that changes something is a PUT (SPEC 4). */
@@ -293,7 +257,7 @@ static int send_call(api_client *c, api_call *call, const credentials *cr, uint6
                 .wipe = cr->security_token != NULL,
         };
         r = http_submit(c->http, &hr, on_http_done, call, &call->http);
-        sign_output_done(&out); /* http copied the headers */
+        sign_result_done(&out); /* http copied the headers */
         if (r < 0) {
                 call->http = NULL;
                 return r;
@@ -508,7 +472,8 @@ int api_client_reconfigure(api_client *c, const api_client_options *opt) {
         return 0;
 }
 
-static int copy_request(api_call *call, const char *base_url, const api_request *req) {
+/* Everything the call needs later, in one allocation after the struct. */
+static int new_call(const char *base_url, const api_request *req, api_call **ret) {
         const char *sep = strstr(base_url, "://");
         if (!sep)
                 return -EINVAL;
@@ -527,25 +492,44 @@ static int copy_request(api_call *call, const char *base_url, const api_request 
                 return -EINVAL;
         while (base_path_len > 0 && base_path[base_path_len - 1] == '/')
                 base_path_len--;
+        size_t origin_len = (size_t)(authority - base_url) + auth_len;
 
-        call->origin = strndup(base_url, (size_t)(authority - base_url) + auth_len);
-        call->host = strndup(authority, auth_len);
-        call->path = strdup_printf("%.*s%s", (int)base_path_len, base_path, req->path);
-        call->method = strdup(req->method);
-        call->action = strdup(req->action);
-        call->version = strdup(req->version);
-        if (!call->origin || !call->host || !call->path || !call->method || !call->action ||
-            !call->version)
-                return -ENOMEM;
+        size_t total = origin_len + 1 + auth_len + 1 + base_path_len + strlen(req->path) + 1 +
+                       strlen(req->method) + 1 + strlen(req->action) + 1 + strlen(req->version) + 1;
         for (size_t i = 0; i < req->n_query; i++) {
                 if (!req->query[i].name)
                         return -EINVAL;
-                call->query_name[i] = strdup(req->query[i].name);
-                call->query_value[i] = strdup(req->query[i].value ? req->query[i].value : "");
-                call->n_query = i + 1;
-                if (!call->query_name[i] || !call->query_value[i])
-                        return -ENOMEM;
+                total += strlen(req->query[i].name) + 1 +
+                         strlen(req->query[i].value ? req->query[i].value : "") + 1;
         }
+        api_call *call = calloc(1, sizeof *call + total);
+        if (!call)
+                return -ENOMEM;
+        char *p = call->strings;
+#define PUT(dst, src, len)                 \
+        do {                               \
+                (dst) = p;                 \
+                memcpy(p, (src), (len));   \
+                p[(len)] = 0;              \
+                p += (len) + 1;            \
+        } while (0)
+        PUT(call->origin, base_url, origin_len);
+        PUT(call->host, authority, auth_len);
+        call->path = p;
+        memcpy(p, base_path, base_path_len);
+        p += base_path_len;
+        PUT(p, req->path, strlen(req->path));
+        PUT(call->method, req->method, strlen(req->method));
+        PUT(call->action, req->action, strlen(req->action));
+        PUT(call->version, req->version, strlen(req->version));
+        for (size_t i = 0; i < req->n_query; i++) {
+                const char *v = req->query[i].value ? req->query[i].value : "";
+                PUT(call->query_name[i], req->query[i].name, strlen(req->query[i].name));
+                PUT(call->query_value[i], v, strlen(v));
+        }
+#undef PUT
+        call->n_query = req->n_query;
+        *ret = call;
         return 0;
 }
 
@@ -558,14 +542,10 @@ int api_submit(api_client *c, const char *base_url, const api_request *req, api_
         if (c->free_pending)
                 return -ESHUTDOWN;
 
-        api_call *call = calloc(1, sizeof *call);
-        if (!call)
-                return -ENOMEM;
-        int r = copy_request(call, base_url, req);
-        if (r < 0) {
-                call_free(call);
+        api_call *call = NULL;
+        int r = new_call(base_url, req, &call);
+        if (r < 0)
                 return r;
-        }
         call->client = c;
         call->prio = prio;
         call->done = done;
