@@ -30,9 +30,13 @@
 /* Finished calls kept with their easy handle, header nodes and buffers for
  * the next request (an easy handle carries libcurl's 16 KiB download buffer,
  * so the pool is bounded: steady state needs only a handful). */
-#define HTTP_POOL_MAX 16
+#define HTTP_POOL_MAX 8
 /* A pooled call keeps a body buffer up to this size. */
 #define HTTP_POOL_BODY_MAX (64u * 1024u)
+/* libcurl's receive buffer per easy handle (default 16 KiB). Cloud answers
+ * are 1-2 KiB; with up to 64 polls on the wire the default alone was 1 MiB
+ * of peak RSS. Larger answers just take more reads. */
+#define HTTP_RECV_BUFFER 4096L
 /* Rounds of "curl asked to be run now" handled inside one wakeup. */
 #define HTTP_MAX_INLINE_KICKS 8
 
@@ -244,7 +248,7 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *userdata) {
                 return 0; /* anything but n aborts with CURLE_WRITE_ERROR */
         }
         if (call->body_len + n + 1 > call->body_cap) {
-                size_t cap = call->body_cap ? call->body_cap : 4096;
+                size_t cap = call->body_cap ? call->body_cap : 2048;
                 while (cap < call->body_len + n + 1)
                         cap *= 2;
                 if (cap > call->max_response + 1)
@@ -750,6 +754,7 @@ static int setup_easy_base(http_client *c, http_call *call) {
         SET(CURLOPT_WRITEFUNCTION, write_cb);
         SET(CURLOPT_WRITEDATA, (void *)call);
         SET(CURLOPT_ERRORBUFFER, call->errbuf);
+        SET(CURLOPT_BUFFERSIZE, HTTP_RECV_BUFFER);
         SET(CURLOPT_OPENSOCKETFUNCTION, open_cb);
         SET(CURLOPT_OPENSOCKETDATA, (void *)c);
         SET(CURLOPT_CLOSESOCKETFUNCTION, close_cb);

@@ -260,6 +260,7 @@ int main(int argc, char **argv) {
                 curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, 10000L);
                 curl_easy_setopt(s->easy, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
                 curl_easy_setopt(s->easy, CURLOPT_USERAGENT, "yardstick");
+                curl_easy_setopt(s->easy, CURLOPT_BUFFERSIZE, 4096L); /* as rollguard */
                 s->next_free = free_slots;
                 free_slots = s;
         }
