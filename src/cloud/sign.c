@@ -63,6 +63,8 @@ char *acs_percent_encode(const char *s) {
         return percent_encode_n(s, strlen(s), false);
 }
 
+static void acs_format_date_uncached(long long unix_seconds, char out[21]);
+
 /* Fetched once: the one-shot EVP_Digest/HMAC look the algorithm up in the
  * provider store on every call, and a fresh context per call allocates. */
 static EVP_MD *sha256_md;
@@ -122,6 +124,19 @@ void sha256_hex(const void *data, size_t len, char out[65]) {
 }
 
 void acs_format_date(long long unix_seconds, char out[21]) {
+        /* Every request formats the current second: once per second is enough. */
+        static long long cached_seconds = -1;
+        static char cached[21];
+        if (unix_seconds == cached_seconds && cached_seconds >= 0) {
+                memcpy(out, cached, 21);
+                return;
+        }
+        acs_format_date_uncached(unix_seconds, out);
+        cached_seconds = unix_seconds;
+        memcpy(cached, out, 21);
+}
+
+static void acs_format_date_uncached(long long unix_seconds, char out[21]) {
         struct tm tm;
         time_t t = (time_t)unix_seconds;
 
