@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* libcurl multi on sd-event, after systemd's src/import/curl-util.c: curl
- * tells us which sockets to watch and when to wake it; sd-event does the
- * waiting. Unlike that file we drain every finished transfer per wakeup. */
+/* The outbound HTTP client: requests, their limits and the handle pool,
+ * completion, and libcurl's global allocator. The sd-event glue is in
+ * http_loop.c. */
 #include "http.h"
 
 #include <curl/curl.h>
@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "http_internal.h"
 #include "rollguard-config.h"
 #include "util.h"
 
@@ -37,25 +38,6 @@
  * are 1-2 KiB; with up to 64 polls on the wire the default alone was 1 MiB
  * of peak RSS. Larger answers just take more reads. */
 #define HTTP_RECV_BUFFER 4096L
-/* Rounds of "curl asked to be run now" handled inside one wakeup. */
-#define HTTP_MAX_INLINE_KICKS 8
-
-typedef struct http_socket http_socket;
-
-/* One per socket libcurl watches, or opened through open_cb. An opened
- * one keeps its sd-event source while its connection idles in curl's cache
- * (curl says CURL_POLL_REMOVE then), so a reused connection costs no
- * sd_event_add_io/epoll_ctl; it goes when curl closes it (close_cb). */
-struct http_socket {
-        http_client *client;
-        curl_socket_t fd;
-        sd_event_source *source;
-        uint32_t events;      /* what source watches */
-        bool enabled;
-        bool owned;           /* opened by open_cb: curl closes it via close_cb */
-        bool watched;         /* curl asked to watch it (not idle in the cache) */
-        http_socket *prev, *next;
-};
 
 struct http_call {
         http_client *client;
@@ -82,29 +64,6 @@ struct http_call {
         void *userdata;
         char errbuf[CURL_ERROR_SIZE];
         http_call *prev, *next;
-};
-
-struct http_client {
-        sd_event *event;
-        CURLM *multi;
-        sd_event_source *timer;
-        sd_event_source *kick; /* curl's "timeout 0": run on the next iteration */
-        http_socket *sockets;
-        http_socket **by_fd;   /* fd -> socket, for sockets curl forgot about */
-        size_t n_by_fd;
-        http_call *calls;
-        size_t n_calls;
-        http_call *pool;       /* finished calls, ready for reuse */
-        size_t n_pool;
-        /* > 0 while curl or completion callbacks run: curl's "run me now"
-         * is then handled before returning to the loop, not a loop later. */
-        unsigned running;
-        bool kick_pending;
-        /* > 0 while completion callbacks run; http_client_free() then only
-         * cancels and leaves the final free to the drain loop. */
-        unsigned busy;
-        bool free_pending;
-        http_stats stats;
 };
 
 /* ---- the global allocator ---- */
@@ -160,28 +119,6 @@ void http_global_cleanup(void) {
 int http_wiping_active(void) {
         return wipe_all;
 }
-
-/* ---- lists ---- */
-
-#define LIST_PREPEND(head, item)                   \
-        do {                                       \
-                (item)->prev = NULL;               \
-                (item)->next = (head);             \
-                if (head)                          \
-                        (head)->prev = (item);     \
-                (head) = (item);                   \
-        } while (0)
-
-#define LIST_REMOVE(head, item)                            \
-        do {                                               \
-                if ((item)->prev)                          \
-                        (item)->prev->next = (item)->next; \
-                else                                       \
-                        (head) = (item)->next;             \
-                if ((item)->next)                          \
-                        (item)->next->prev = (item)->prev; \
-                (item)->prev = (item)->next = NULL;        \
-        } while (0)
 
 /* ---- call lifetime ---- */
 
@@ -279,187 +216,6 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *userdata) {
         return n;
 }
 
-static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
-
-static http_socket *socket_lookup(http_client *c, curl_socket_t fd) {
-        return fd >= 0 && (size_t)fd < c->n_by_fd ? c->by_fd[fd] : NULL;
-}
-
-static void socket_free(http_client *c, http_socket *sock) {
-        if (!sock)
-                return;
-        if (sock->fd >= 0 && (size_t)sock->fd < c->n_by_fd && c->by_fd[sock->fd] == sock)
-                c->by_fd[sock->fd] = NULL;
-        LIST_REMOVE(c->sockets, sock);
-        sd_event_source_disable_unref(sock->source);
-        free(sock);
-}
-
-static http_socket *socket_new(http_client *c, curl_socket_t fd) {
-        if (fd < 0)
-                return NULL;
-        if ((size_t)fd >= c->n_by_fd) {
-                size_t n = c->n_by_fd ? c->n_by_fd : 64;
-                while (n <= (size_t)fd)
-                        n *= 2;
-                http_socket **a = realloc(c->by_fd, n * sizeof *a);
-                if (!a)
-                        return NULL;
-                memset(a + c->n_by_fd, 0, (n - c->n_by_fd) * sizeof *a);
-                c->by_fd = a;
-                c->n_by_fd = n;
-        }
-        /* A stale entry (its fd closed behind our back, the number reused) goes. */
-        socket_free(c, c->by_fd[fd]);
-        http_socket *sock = calloc(1, sizeof *sock);
-        if (!sock)
-                return NULL;
-        sock->client = c;
-        sock->fd = fd;
-        c->by_fd[fd] = sock;
-        LIST_PREPEND(c->sockets, sock);
-        return sock;
-}
-
-static int socket_watch(http_socket *sock, uint32_t events) {
-        http_client *c = sock->client;
-        if (!sock->source) {
-                if (sd_event_add_io(c->event, &sock->source, sock->fd, events, on_io, sock) < 0)
-                        return -1;
-                (void)sd_event_source_set_description(sock->source, "http-socket");
-                sock->events = events;
-                sock->enabled = true;
-                return 0;
-        }
-        if (sock->events != events) {
-                if (sd_event_source_set_io_events(sock->source, events) < 0)
-                        return -1;
-                sock->events = events;
-        }
-        if (!sock->enabled) {
-                if (sd_event_source_set_enabled(sock->source, SD_EVENT_ON) < 0)
-                        return -1;
-                sock->enabled = true;
-        }
-        return 0;
-}
-
-static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
-        http_client *c = userp;
-        http_socket *sock = socketp ? socketp : socket_lookup(c, fd);
-
-        if (what == CURL_POLL_REMOVE) {
-                if (!sock)
-                        return 0;
-                curl_multi_assign(c->multi, fd, NULL);
-                sock->watched = false;
-                /* Parked with its source as it is: a reused connection then
-                 * costs no syscall. Not ours to park: freed (curl may close
-                 * it without telling us). */
-                if (!sock->owned)
-                        socket_free(c, sock);
-                return 0;
-        }
-
-        uint32_t events = 0;
-        if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
-                events |= EPOLLIN;
-        if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
-                events |= EPOLLOUT;
-
-        if (!sock) {
-                sock = socket_new(c, fd);
-                if (!sock)
-                        return -1;
-        }
-        if (socket_watch(sock, events) < 0)
-                return -1;
-        if (!sock->watched) {
-                if (curl_multi_assign(c->multi, fd, sock) != CURLM_OK)
-                        return -1;
-                sock->watched = true;
-        }
-        return 0;
-}
-
-static curl_socket_t open_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *a) {
-        http_client *c = clientp;
-        if (purpose != CURLSOCKTYPE_IPCXN)
-                return CURL_SOCKET_BAD;
-        int fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-        if (fd < 0)
-                return CURL_SOCKET_BAD;
-        http_socket *sock = socket_new(c, fd);
-        if (!sock) {
-                close(fd);
-                return CURL_SOCKET_BAD;
-        }
-        sock->owned = true;
-        return fd;
-}
-
-static int close_cb(void *clientp, curl_socket_t fd) {
-        http_client *c = clientp;
-        socket_free(c, socket_lookup(c, fd));
-        return close(fd);
-}
-
-static int on_timer(sd_event_source *s, uint64_t usec, void *userdata);
-
-static int on_kick(sd_event_source *s, void *userdata);
-
-static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
-        http_client *c = userp;
-
-        /* Each call replaces curl's one pending timeout. */
-        c->kick_pending = false;
-        if (c->kick && sd_event_source_set_enabled(c->kick, SD_EVENT_OFF) < 0)
-                return -1;
-        if (timeout_ms < 0) {
-                if (c->timer && sd_event_source_set_enabled(c->timer, SD_EVENT_OFF) < 0)
-                        return -1;
-                return 0;
-        }
-
-        /* 0 means "call me soon", which curl says for every request it starts.
-         * Inside our own wakeup (a completion callback submitted the next
-         * request) it is done before going back to the loop; otherwise a
-         * defer source runs it on the next iteration, never from inside
-         * curl. A timer at "now" would re-arm the timerfd twice per request. */
-        if (timeout_ms == 0) {
-                if (c->timer && sd_event_source_set_enabled(c->timer, SD_EVENT_OFF) < 0)
-                        return -1;
-                if (c->running > 0) {
-                        c->kick_pending = true;
-                        return 0;
-                }
-                if (!c->kick) {
-                        if (sd_event_add_defer(c->event, &c->kick, on_kick, c) < 0)
-                                return -1;
-                        (void)sd_event_source_set_description(c->kick, "http-kick");
-                }
-                return sd_event_source_set_enabled(c->kick, SD_EVENT_ONESHOT) < 0 ? -1 : 0;
-        }
-
-        uint64_t now;
-        if (sd_event_now(c->event, CLOCK_MONOTONIC, &now) < 0)
-                return -1;
-        uint64_t when = now + (uint64_t)timeout_ms * USEC_PER_MSEC;
-
-        if (c->timer) {
-                if (sd_event_source_set_time(c->timer, when) < 0)
-                        return -1;
-                if (sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT) < 0)
-                        return -1;
-                return 0;
-        }
-        /* accuracy 1us: the default 250ms slack would stretch curl's timeouts */
-        if (sd_event_add_time(c->event, &c->timer, CLOCK_MONOTONIC, when, 1, on_timer, c) < 0)
-                return -1;
-        (void)sd_event_source_set_description(c->timer, "http-timer");
-        return 0;
-}
-
 /* ---- completion ---- */
 
 static bool is_never_sent_error(CURLcode code) {
@@ -538,7 +294,7 @@ static void complete(http_client *c, CURL *easy, CURLcode code) {
 }
 
 /* Returns true when the client was freed (by a callback) and must not be touched. */
-static bool drain(http_client *c) {
+bool http_drain(http_client *c) {
         CURLMsg *msg;
         int left;
 
@@ -554,65 +310,6 @@ static bool drain(http_client *c) {
                 return true;
         }
         return false;
-}
-
-/* One curl action and its completions; then whatever those submitted, in
- * the same wakeup. Returns true when the client was freed. */
-static bool run(http_client *c, curl_socket_t fd, int action) {
-        int running;
-
-        c->running++;
-        (void)curl_multi_socket_action(c->multi, fd, action, &running);
-        bool gone = drain(c);
-        for (unsigned i = 0; !gone && c->kick_pending && i < HTTP_MAX_INLINE_KICKS; i++) {
-                c->kick_pending = false;
-                (void)curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-                gone = drain(c);
-        }
-        if (gone)
-                return true;
-        c->running--;
-        if (c->kick_pending) {
-                /* still asked for after the rounds above: the next iteration */
-                c->kick_pending = false;
-                if (c->kick || sd_event_add_defer(c->event, &c->kick, on_kick, c) >= 0)
-                        (void)sd_event_source_set_enabled(c->kick, SD_EVENT_ONESHOT);
-        }
-        return false;
-}
-
-static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        http_socket *sock = userdata;
-        http_client *c = sock->client;
-        int action = 0;
-
-        if (!sock->watched) {
-                /* An idle cached connection: the peer closed it or sent
-                 * something. curl finds out when it next picks it (and then
-                 * closes it); until then it must not wake us again. */
-                if (sd_event_source_set_enabled(sock->source, SD_EVENT_OFF) >= 0)
-                        sock->enabled = false;
-                return 0;
-        }
-        if (revents & EPOLLIN)
-                action |= CURL_CSELECT_IN;
-        if (revents & EPOLLOUT)
-                action |= CURL_CSELECT_OUT;
-        if (revents & (EPOLLERR | EPOLLHUP))
-                action |= CURL_CSELECT_ERR;
-
-        /* sock may be freed inside: only c is used from here on */
-        (void)run(c, fd, action);
-        return 0;
-}
-
-static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        (void)run(userdata, CURL_SOCKET_TIMEOUT, 0);
-        return 0;
-}
-
-static int on_kick(sd_event_source *s, void *userdata) {
-        return on_timer(s, 0, userdata);
 }
 
 /* ---- public ---- */
@@ -631,10 +328,7 @@ int http_client_new(sd_event *e, http_client **ret) {
                 http_client_free(c);
                 return -ENOMEM;
         }
-        if (curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, socket_cb) != CURLM_OK ||
-            curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c) != CURLM_OK ||
-            curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb) != CURLM_OK ||
-            curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c) != CURLM_OK ||
+        if (http_loop_attach(c) < 0 ||
             curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, HTTP_MAX_CONNECTS) != CURLM_OK) {
                 http_client_free(c);
                 return -EIO;
@@ -665,12 +359,7 @@ http_client *http_client_free(http_client *c) {
         /* closes the cached connections through close_cb, which needs c */
         if (c->multi)
                 curl_multi_cleanup(c->multi);
-        /* curl may keep sockets without telling us on cleanup */
-        while (c->sockets)
-                socket_free(c, c->sockets);
-        free(c->by_fd);
-        sd_event_source_disable_unref(c->timer);
-        sd_event_source_disable_unref(c->kick);
+        http_loop_detach(c);
         sd_event_unref(c->event);
         free(c);
         return NULL;
@@ -755,9 +444,9 @@ static int setup_easy_base(http_client *c, http_call *call) {
         SET(CURLOPT_WRITEDATA, (void *)call);
         SET(CURLOPT_ERRORBUFFER, call->errbuf);
         SET(CURLOPT_BUFFERSIZE, HTTP_RECV_BUFFER);
-        SET(CURLOPT_OPENSOCKETFUNCTION, open_cb);
+        SET(CURLOPT_OPENSOCKETFUNCTION, http_loop_open_cb);
         SET(CURLOPT_OPENSOCKETDATA, (void *)c);
-        SET(CURLOPT_CLOSESOCKETFUNCTION, close_cb);
+        SET(CURLOPT_CLOSESOCKETFUNCTION, http_loop_close_cb);
         SET(CURLOPT_CLOSESOCKETDATA, (void *)c);
         return 0;
 }
@@ -892,7 +581,7 @@ void http_client_flush(http_client *c) {
         if (sd_event_source_get_enabled(c->kick, &enabled) < 0 || enabled == SD_EVENT_OFF)
                 return;
         (void)sd_event_source_set_enabled(c->kick, SD_EVENT_OFF);
-        (void)run(c, CURL_SOCKET_TIMEOUT, 0);
+        (void)http_loop_run(c, CURL_SOCKET_TIMEOUT, 0);
 }
 
 void http_client_stats(const http_client *c, http_stats *out) {
