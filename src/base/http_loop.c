@@ -81,7 +81,11 @@ static int socket_watch(http_socket *sock, uint32_t events) {
 
 static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
         http_client *c = userp;
-        http_socket *sock = socketp ? socketp : socket_lookup(c, fd);
+        /* By fd from our own map, never curl's socketp: a socket curl closed
+         * without close_cb (the threaded resolver's socketpair) can have its
+         * number reused by a new connection before curl says REMOVE, and
+         * curl then hands us the old, already replaced entry. */
+        http_socket *sock = socket_lookup(c, fd);
 
         if (what == CURL_POLL_REMOVE) {
                 if (!sock)

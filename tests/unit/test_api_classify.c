@@ -1206,6 +1206,24 @@ static void test_http_per_request_limits(void **state) {
         fixture_teardown(&f);
 }
 
+/* A host name goes through libcurl's resolver, whose own socket is closed
+ * behind our back: its fd number is then reused by the connection. */
+static void test_http_by_name(void **state) {
+        fixture f;
+        fixture_setup(&f, 0, 0, 5 * USEC_PER_SEC, NULL);
+        char url[128];
+        snprintf(url, sizeof url, "http://localhost:%u/ka/byname", f.srv.port);
+        for (int i = 0; i < 6; i++) {
+                http_request r = { .method = "GET", .url = url, .fresh_connection = i % 2 };
+                limit_got g = {};
+                assert_int_equal(http_submit(f.http, &r, on_limit, &g, NULL), 0);
+                WAIT_FOR(f.e, g.calls == 1, 10);
+                if (g.status != 200)
+                        fail_msg("request %d: status %ld, error %s", i, g.status, g.error);
+        }
+        fixture_teardown(&f);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_classify_table),
@@ -1228,6 +1246,7 @@ int main(void) {
                 cmocka_unit_test(test_no_credentials_no_request),
                 cmocka_unit_test(test_polls_reuse_connections_actions_do_not),
                 cmocka_unit_test(test_http_per_request_limits),
+                cmocka_unit_test(test_http_by_name),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
