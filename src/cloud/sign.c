@@ -250,12 +250,15 @@ static bool hmac_sha256_hex(const char *key, const char *msg, size_t msg_len, ch
         unsigned char md[EVP_MAX_MD_SIZE];
         size_t md_len = 0;
 
-        /* The context keeps (OpenSSL's cleansed copy of) the last key until
-         * the next signature; credentials.c holds the key itself anyway. */
         bool ok = crypto_ready() &&
                   EVP_MAC_init(mac_ctx, (const unsigned char *)key, strlen(key), NULL) &&
                   EVP_MAC_update(mac_ctx, (const unsigned char *)msg, msg_len) &&
                   EVP_MAC_final(mac_ctx, md, &md_len, sizeof md) && md_len == 32;
+        /* The reused context must not keep the key (a replaced STS secret
+         * would linger until the next signature): an empty key makes
+         * OpenSSL wipe its copy and the pads derived from it. */
+        if (mac_ctx)
+                (void)EVP_MAC_init(mac_ctx, (const unsigned char *)"", 0, NULL);
         if (ok)
                 hex_encode(md, 32, out);
         else
