@@ -60,6 +60,30 @@ int json_get_string_ref(const cJSON *obj, const char *name, char *buf, size_t bu
         return 1;
 }
 
+const char *json_where_item(char *buf, size_t bufsz, const char *prefix, size_t index) {
+        char digits[24];
+        size_t nd = 0;
+        do
+                digits[nd++] = (char)('0' + index % 10);
+        while ((index /= 10) > 0);
+        size_t pl = strlen(prefix);
+        if (bufsz == 0)
+                return buf;
+        if (pl + nd + 3 > bufsz) {
+                snprintf(buf, bufsz, "%s", prefix);
+                return buf;
+        }
+        char *p = buf;
+        memcpy(p, prefix, pl);
+        p += pl;
+        *p++ = '[';
+        while (nd > 0)
+                *p++ = digits[--nd];
+        *p++ = ']';
+        *p = 0;
+        return buf;
+}
+
 int json_get_string(const cJSON *obj, const char *name, char **ret) {
         char buf[32];
         const char *ref = NULL;

@@ -33,6 +33,10 @@ int json_get_bool(const cJSON *obj, const char *name, bool *ret);
  * "Data.Pipelines[2].Status: expected a number". */
 int json_error(char **ret_error, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int json_field_error(char **ret_error, const char *where, const char *name, const char *what);
+/* "PREFIX[index]" into buf, the JSON path of a list item, without printf
+ * (parsers build one per list item, error or not). Cut short when buf is
+ * too small; returns buf. */
+const char *json_where_item(char *buf, size_t bufsz, const char *prefix, size_t index);
 /* "" counts as absent: that is how the APIs say "none". */
 int json_read_string(const cJSON *obj, const char *where, const char *name, char **ret, char **ret_error);
 int json_read_int(const cJSON *obj, const char *where, const char *name, int *ret, char **ret_error);
