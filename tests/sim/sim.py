@@ -55,7 +55,8 @@ CONTROL API (JSON in, JSON out; no signature):
          (true: during the lag, app-level calls still name the old order)
 
 MODEL (control API and --scenario JSON: {"apps": [...], "faults": [...],
-"settings": {...}, "rate_limit": N, "metadata": {...}}):
+"settings": {...}, "rate_limit": N, "metadata": {...}}; times in it count
+from the start or the last reset):
   app:    {"app_id", "platform": "sae"|"edas", "edas_kind": "ecs"|"k8s"|null,
            "name", "change_orders": [oldest ... newest]}
   order:  {"id", "co_type": "CoDeploy", "status": 1, "sub_status": 0,

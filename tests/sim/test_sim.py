@@ -1163,3 +1163,28 @@ def test_parse_rate():
     for bad in ("0/min", "20", "x/min", "20/0s", "20/day"):
         with pytest.raises(ValueError):
             pipeline.parse_rate(bad)
+
+
+def test_late_stuck_scenario(tmp_path):
+    """The scenario the budget's integration tests start from: releases
+    that appear (and get stuck) seconds after the simulator starts."""
+    proc, port = start_sim(tmp_path, "--scenario", str(HERE / "scenarios" / "late_stuck.json"),
+                           "--account-limit", "60/min")
+    try:
+        c = Client(port)
+        t0 = time.time()
+        shop, pay = "7171a6ca-d1cd-4928-8642-7d5cfe69a001", "7171a6ca-d1cd-4928-8642-7d5cfe69a002"
+        late = "a0000000-0000-4000-8000-000000000002"
+        if time.time() - t0 < 1.5:
+            assert c.app_status(pay)[3]["Data"]["LastChangeOrderId"] is None
+        d = wait_for(lambda: (lambda d: d if d["LastChangeOrderId"] == late else None)(c.app_status(shop)[3]["Data"]),
+                     timeout=15, interval=0.4, what="shop-api's release")  # 60/min: do not poll faster
+        assert d["LastChangeOrderRunning"] is True and d["SubStatus"] == "RUNNING_BUT_HAS_ERROR"
+        wait_for(lambda: c.app_status(pay)[3]["Data"]["SubStatus"] == "RUNNING_BUT_HAS_ERROR", timeout=15,
+                 interval=0.4, what="payments to get stuck")
+        assert c.control("GET", "account")["limit"] == 60
+        assert stop_sim(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -197,7 +197,7 @@ static void send(world *w, budget_class cls, uint64_t now) {
 
 /* SIZE_MAX when none is free (all queued) */
 static size_t random_app(world *w, bool in_flight, bool free_only) {
-        for (int tries = 0; tries < 100000; tries++) {
+        for (int tries = 0; tries < 2000; tries++) {
                 size_t i = rnd(w->n_apps);
                 if (w->apps[i].in_flight == in_flight && !(free_only && w->apps[i].queued))
                         return i;
