@@ -127,7 +127,7 @@ typedef struct budget_demand {
 } budget_demand;
 
 typedef struct budget_plan {
-        double poll_calls_per_sec;        /* what pacer and reserve leave for looks and polls */
+        double poll_calls_per_sec;        /* what pacer and reserve leave for looks and polls (0: no limit) */
         uint64_t in_flight_interval_usec; /* each release in flight is looked at this often */
         bool stretched;                   /* ... longer than active_poll_interval: say so */
         uint64_t idle_interval_usec;      /* each idle app is polled this often (>= poll_interval) */
