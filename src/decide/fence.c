@@ -10,6 +10,10 @@
 #include "log.h"
 #include "util.h"
 
+/* Act records older than this are not copied into the local state when a
+ * node becomes leader (see mark_acted). */
+#define ACTS_RECENT_MS (INT64_C(7) * 24 * 3600 * 1000)
+
 /* A fencing txn or a result write in flight: the ha callback's userdata. */
 typedef struct pending {
         struct pending *prev, *next;
@@ -85,7 +89,8 @@ static bool acts_loaded(const fence *f) {
 
 /* ---- orders other nodes acted on ---- */
 
-/* Keeps record as acted on in app's state; says so once. */
+/* Keeps record as acted on in app's state; says so once. app_hint: the
+ * app of a run the fence just refused (any age), NULL when reading acts/. */
 static void mark_acted(fence *f, const char *app_hint, const char *co, const char *record) {
         fence_act a;
         int r = fence_act_parse(co, record, now_realtime_ms(), &a);
@@ -100,6 +105,12 @@ static void mark_acted(fence *f, const char *app_hint, const char *co, const cha
                 return;
         }
         const char *app = a.app ? a.app : app_hint;
+        if (!app_hint && a.rec.intent_ms < now_realtime_ms() - ACTS_RECENT_MS) {
+                /* No order stays in flight that long, and the fence refuses
+                 * it anyway: keep the state file's few slots for recent ones. */
+                fence_act_done(&a);
+                return;
+        }
         int k = app && f->watcher ? watcher_mark_acted(f->watcher, app, &a.rec) : -ENOENT;
         log_fields lf = { .app = app, .change_order = co, .rule = a.rec.rule,
                           .action = rule_action_name(a.rec.action), .result = act_result_name(a.rec.result) };
