@@ -28,6 +28,8 @@ struct action_run {
         sd_event_source *retry_timer;
         unsigned attempts;
         gate_step waiting; /* a hook owes us actions_resume */
+        bool has_value;    /* actions_set_metric */
+        double value, threshold;
 };
 
 static const char *const gate_names[_GATE_MAX] = {
@@ -97,6 +99,12 @@ static void run_free(action_run *run) {
         free(run);
 }
 
+void actions_set_metric(action_run *run, double value, double threshold) {
+        run->has_value = true;
+        run->value = value;
+        run->threshold = threshold;
+}
+
 action_run *actions_cancel(action_run *run) {
         run_free(run);
         return NULL;
@@ -116,6 +124,9 @@ static void run_finish(action_run *run, action_end end, act_result result, const
                 .result = result,
                 .detail = detail,
                 .rollback_order_id = new_id,
+                .has_value = run->has_value,
+                .value = run->value,
+                .threshold = run->threshold,
         };
         /* ---- hook: after the outcome is recorded (HA result write, notify) */
         if (end == ACTION_END_RECORDED && ctx->hooks && ctx->hooks->post_record)
@@ -372,6 +383,8 @@ static void on_recheck(const api_result *r, const change_order *co, void *userda
                 .last_change_ms = run->last_change_ms,
                 .alerts = alerts,
                 .n_alerts = n_alerts,
+                /* the recheck hook asks the query again, next */
+                .metrics_rechecked_later = ctx->hooks && ctx->hooks->recheck,
         };
         rule_verdict v = rule_evaluate(&run->rule, &in, run->since_ms);
         char why[192];

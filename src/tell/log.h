@@ -32,6 +32,7 @@ typedef enum log_event {
         EV_STATE_CORRUPT,
         EV_ALERT,
         EV_CREDENTIALS,
+        EV_METRIC_QUERY,   /* a metric rule's query became inconclusive, or answers again */
         _EV_MAX,
 } log_event;
 
