@@ -296,6 +296,8 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
                 _cleanup_free_ char *perr = NULL;
                 if (d->prom && prom_client_reload(d->prom, &perr) < 0)
                         log_warning("prometheus: keeping the old token: %s", strna(perr));
+                if (n->prom_url && !d->prom)
+                        log_warning("prometheus: a section added by a reload takes effect at the next start; until then its query rules never hold");
                 log_event_send(EV_RELOADED, LOG_NOTICE, NULL, "reloaded %s: watching %zu apps", d->cli.config_path,
                                n->n_apps);
         }

@@ -75,6 +75,9 @@ int cmd_check(const cli *c) {
                        cfg->alerts_token_file ? cfg->alerts_token_file : "$CREDENTIALS_DIRECTORY/alert-token");
         else
                 printf("  alerts: no listener (alerts.listen not set)\n");
+        if (cfg->prom_url)
+                printf("  prometheus: %s (timeout %s)\n", cfg->prom_url,
+                       format_duration(cfg->prom_timeout_usec, b1, sizeof b1));
 
         int exit_code = EXIT_OK;
         credentials creds = { 0 };
@@ -107,9 +110,6 @@ int cmd_check(const cli *c) {
                 for (size_t j = 0; j < a->n_rules; j++)
                         print_rule(&a->rules[j]);
         }
-        if (cfg->prom_url)
-                printf("  prometheus: %s (timeout %s)\n", cfg->prom_url,
-                       format_duration(cfg->prom_timeout_usec, b1, sizeof b1));
         if (c->query) {
                 fflush(stdout);
                 /* an inconclusive query is a finding, not a config error */

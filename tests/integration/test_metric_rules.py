@@ -306,3 +306,37 @@ def test_cloud_calls_unchanged_by_metric_rules(stack, proxy, sim, tmp_path, star
     # the same schedule: at most one look (two calls) apart
     assert abs(cm - cp) <= 2, (cm, cp)
     assert d.running
+
+
+def test_check_shows_query_rules_and_runs_them(stack, sim, tmp_path, run_cli):
+    exporter, prom = stack
+    settle(exporter, prom, "mr-check", 0.2, above=0.1)
+    a = sae_app(name="mr-check")
+    path = config(tmp_path, sim, [config_app_from(a, name="mr-check", rules=[metric_rule()])], prom.url)
+    r = run_cli("--config", path, "check")
+    assert r.returncode == 0, r.stderr
+    assert f"prometheus: {prom.url}" in r.stdout
+    assert re.search(r"error-rate .*query above 0\.05: sum\(rate\(http_requests_total\{app=\"\{\{app\}\}\"", r.stdout), r.stdout
+    assert "queries" not in r.stdout.split("prometheus:")[1], "plain check never asks"
+
+    r = run_cli("--config", path, "check", "--query")
+    assert r.returncode == 0, r.stdout + r.stderr
+    m = re.search(r"mr-check/error-rate: value ([0-9.e+-]+)", r.stdout)
+    assert m and 0.1 < float(m.group(1)) <= 0.3, r.stdout
+    assert "above 0.05: holds now" in r.stdout
+
+    # an inconclusive answer is reported with the server's text, exit 3
+    broken = config(tmp_path, sim, [config_app_from(a, name="mr-check",
+                                                    rules=[metric_rule(query="sum(rate(x[1m]) /")])], prom.url)
+    r = run_cli("--config", broken, "check", "--query")
+    assert r.returncode == 3, r.stdout
+    assert re.search(r"mr-check/error-rate: inconclusive \(query_error\): .*parse", r.stdout), r.stdout
+
+
+def test_check_query_rule_needs_prometheus(sim, tmp_path, run_cli):
+    a = sae_app(name="mr-noprom")
+    path = write_config(tmp_path, sim, [config_app_from(a, name="mr-noprom", rules=[metric_rule()])])
+    r = run_cli("--config", path, "check")
+    assert r.returncode == 1
+    assert re.match(r".*rollguard\.yaml:\d+:\d+: apps\[0\]\.rules\[0\]\.when\.query: a query rule needs the "
+                    r"prometheus section", r.stderr), r.stderr
