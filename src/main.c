@@ -104,7 +104,7 @@ static void help(FILE *f) {
                 "  -v, --verbose      debug logging\n"
                 "  -h, --help         this help\n"
                 "  -V, --version      print the version\n"
-                "      --query        check: run each metric rule's query once\n"
+                "  -Q, --query        check: run each metric rule's query once\n"
                 "\n"
                 "Exit status: 0 ok, 1 config error, 2 usage error, 3 runtime or API error.\n"
                 "See rollguard(8) and rollguard.yaml(5).\n",
