@@ -329,7 +329,7 @@ static void format_matchers(const label_pair *m, size_t n_m, char *buf, size_t b
                 why_add(&w, "%s%s=%s", i > 0 ? "," : "", strna(m[i].name), strna(m[i].value));
 }
 
-static const metric_reading *find_reading(const rule *r, const rule_input *in) {
+const metric_reading *rule_metric_reading(const rule *r, const rule_input *in) {
         for (size_t i = 0; in->metrics && i < in->n_metrics; i++)
                 if (in->metrics[i].rule && r->name && streq(in->metrics[i].rule, r->name))
                         return &in->metrics[i];
@@ -341,7 +341,7 @@ static bool metric_holds(const rule *r, const rule_input *in, why_buf *w) {
                 why_item(w, "query to be re-checked");
                 return true;
         }
-        const metric_reading *m = find_reading(r, in);
+        const metric_reading *m = rule_metric_reading(r, in);
         if (!m)
                 return why_fail(w, "query: no answer yet");
         if (!m->ok)

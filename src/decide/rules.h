@@ -95,6 +95,9 @@ typedef struct rule_input {
  * summarises what matched ("status executing, sub_status error"). */
 bool rule_matches(const rule *r, const rule_input *in, char *why, size_t whysz);
 
+/* The reading in `in` for rule r (by name), NULL when there is none. */
+const metric_reading *rule_metric_reading(const rule *r, const rule_input *in);
+
 /* Does v satisfy the rule's metric condition? false for NaN and +-Inf. */
 bool rule_metric_holds(const rule *r, double v);
 

@@ -46,6 +46,8 @@ typedef struct log_fields {
         const char *rule;
         const char *action;
         const char *result;
+        const char *value;     /* metric rules: what the query read, "0.0731" */
+        const char *threshold; /* and the rule's threshold, "0.05" */
 } log_fields;
 
 typedef enum log_target {

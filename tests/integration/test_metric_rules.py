@@ -198,7 +198,10 @@ def test_high_error_rate_rolls_back_once_after_for_low_one_does_not(stack, proxy
 
     decision = d.wait_for_log(re.compile(r"rule error-rate fired on " + re.escape(hi_co)))
     assert re.search(r"query value 0\.[0-9]+ above 0\.05", decision), decision
-    d.wait_for_log("rollback " + hi_co)
+    assert re.search(r" value=0\.[0-9]+ threshold=0\.05", decision), decision
+    # the action's record carries what the re-check before it read
+    done = d.wait_for_log(re.compile(r"rollguard-action-done .*co=" + re.escape(hi_co)))
+    assert re.search(r" value=0\.[0-9]+ threshold=0\.05", done), done
 
     # the low app keeps being asked and is never rolled back; the high one
     # is rolled back exactly once
