@@ -25,6 +25,7 @@
 #include "fence.h"
 #include "http.h"
 #include "log.h"
+#include "metric_eval.h"
 #include "metrics.h"
 #include "rollguard-config.h"
 #include "serve.h"
@@ -42,6 +43,9 @@ typedef struct daemon_ctx {
         watcher *watcher;
         fence *fence;              /* ha: set; NULL on a single host */
         metrics_registry *metrics;
+        prom_client *prom;          /* metric rules; NULL without prometheus: */
+        metric_eval *metric_eval;
+        action_hooks hooks;
         serve *alerts;
         sd_event_source *status_timer;
         int lock_fd;
@@ -101,6 +105,7 @@ static void help(FILE *f) {
                 "  -v, --verbose      debug logging\n"
                 "  -h, --help         this help\n"
                 "  -V, --version      print the version\n"
+                "  -Q, --query        check: run each metric rule's query once\n"
                 "\n"
                 "Exit status: 0 ok, 1 config error, 2 usage error, 3 runtime or API error.\n"
                 "See rollguard(8) and rollguard.yaml(5).\n",
@@ -114,11 +119,12 @@ static int parse_cli(int argc, char **argv, cli *c) {
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
+                { "query", no_argument, NULL, 'Q' },
                 {},
         };
         *c = (cli){ .config_path = ROLLGUARD_DEFAULT_CONFIG, .command = commands[0].name };
         int o;
-        while ((o = getopt_long(argc, argv, "c:nvhV", opts, NULL)) >= 0) {
+        while ((o = getopt_long(argc, argv, "c:nvhVQ", opts, NULL)) >= 0) {
                 switch (o) {
                 case 'c':
                         c->config_path = optarg;
@@ -135,6 +141,9 @@ static int parse_cli(int argc, char **argv, cli *c) {
                 case 'V':
                         printf("rollguard %s\n", ROLLGUARD_VERSION);
                         return 0;
+                case 'Q':
+                        c->query = true; /* check --query */
+                        break;
                 default:
                         fprintf(stderr, "Try 'rollguard --help'.\n");
                         return -EINVAL;
@@ -296,6 +305,11 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
                                     d->cfg->ha.etcd ? "the running etcd settings" : "this host on its own");
                 config_free(d->cfg);
                 d->cfg = n;
+                _cleanup_free_ char *perr = NULL;
+                if (d->prom && prom_client_reload(d->prom, &perr) < 0)
+                        log_warning("prometheus: keeping the old token: %s", strna(perr));
+                if (n->prom_url && !d->prom)
+                        log_warning("prometheus: a section added by a reload takes effect at the next start; until then its query rules never hold");
                 log_event_send(EV_RELOADED, LOG_NOTICE, NULL, "reloaded %s: watching %zu apps", d->cli.config_path,
                                n->n_apps);
         }
@@ -333,6 +347,8 @@ static void daemon_done(daemon_ctx *d) {
         serve_free(d->alerts);
         watcher_free(d->watcher);
         fence_free(d->fence);
+        metric_eval_free(d->metric_eval);
+        prom_client_free(d->prom);
         api_client_free(d->api);
         cred_provider_free(d->creds);
         http_client_free(d->http);
@@ -342,6 +358,55 @@ static void daemon_done(daemon_ctx *d) {
         metrics_registry_free(d->metrics);
         if (d->lock_fd >= 0)
                 close(d->lock_fd);
+}
+
+/* Metric rules: the Prometheus client and the recheck before acting. The
+ * prometheus section's url and token are read at start (a reload keeps
+ * them; the rules' queries do change). */
+static int start_metric_eval(daemon_ctx *d, char **err) {
+        int r = metric_eval_client_new(d->http, d->cfg, &d->prom, err);
+        if (r < 0) {
+                log_error("prometheus: %s", *err ? *err : strerror(-r));
+                return r;
+        }
+        if (!d->prom)
+                return 0;
+        return metric_eval_new(d->prom, d->metrics, &d->metric_eval);
+}
+
+/* The actions' hooks have one userdata: these hand each step to whoever
+ * takes part in it (metric rules re-check; ha fences and records). */
+static int hook_recheck(void *userdata, action_run *run, const char *app, const change_order *co, const rule *r) {
+        daemon_ctx *d = userdata;
+        return metric_eval_recheck(d->metric_eval, run, app, co, r);
+}
+
+static int hook_pre_send(void *userdata, action_run *run, const char *app, const change_order *co, const rule *r) {
+        daemon_ctx *d = userdata;
+        return fence_pre_send(d->fence, run, app, co, r);
+}
+
+static void hook_gate_cancel(void *userdata, action_run *run) {
+        daemon_ctx *d = userdata;
+        if (d->metric_eval)
+                metric_eval_gate_cancel(d->metric_eval, run);
+        if (d->fence)
+                fence_gate_cancel(d->fence, run);
+}
+
+static void hook_post_record(void *userdata, const action_outcome *o) {
+        daemon_ctx *d = userdata;
+        fence_post_record(d->fence, o);
+}
+
+static void compose_hooks(daemon_ctx *d) {
+        d->hooks = (action_hooks){
+                .recheck = d->metric_eval ? hook_recheck : NULL,
+                .pre_send = d->fence ? hook_pre_send : NULL,
+                .gate_cancel = hook_gate_cancel,
+                .post_record = d->fence ? hook_post_record : NULL,
+                .userdata = d,
+        };
 }
 
 static int cmd_run(const cli *c, bool once) {
@@ -409,6 +474,10 @@ static int cmd_run(const cli *c, bool once) {
         api_client_options o = { d.cfg->rate_limit, d.cfg->rate_window_usec, d.cfg->timeout_usec };
         if ((r = api_client_new(d.event, d.http, d.creds, &o, &d.api)) < 0)
                 goto fail;
+        if ((r = start_metric_eval(&d, &err)) < 0) {
+                exit_code = EXIT_CONFIG;
+                goto out;
+        }
         bool force_dry_run = c->dry_run;
         if (d.cfg->ha.etcd && once && !c->dry_run) {
                 /* once takes no part in leadership: acting here could act twice. */
@@ -422,6 +491,7 @@ static int cmd_run(const cli *c, bool once) {
                         goto out;
                 }
         }
+        compose_hooks(&d);
         watcher_options wo = {
                 .force_dry_run = force_dry_run,
                 .once = once,
@@ -429,7 +499,8 @@ static int cmd_run(const cli *c, bool once) {
                 .once_done = on_once_done,
                 .userdata = &d,
                 .metrics = d.metrics,
-                .action_hooks = d.fence ? fence_action_hooks(d.fence) : NULL,
+                .metric_eval = d.metric_eval,
+                .action_hooks = d.metric_eval || d.fence ? &d.hooks : NULL,
                 .coord = d.fence ? fence_watcher_coord(d.fence) : NULL,
         };
         if ((r = watcher_new(d.event, d.api, d.cfg, &wo, &d.watcher)) < 0)

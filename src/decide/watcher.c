@@ -26,18 +26,6 @@ const char *app_phase_name(app_phase p) {
 static void schedule_poll(app_watch *a, uint64_t delay_usec);
 static void poll_start(app_watch *a);
 
-/* ---- several hosts (ha): who polls and who acts ------------------------ */
-
-static bool coord_may_poll(const watcher *w) {
-        const watcher_coord *c = w->opt.coord;
-        return !c || !c->may_poll || c->may_poll(c->userdata);
-}
-
-static const char *coord_why_not_act(const watcher *w) {
-        const watcher_coord *c = w->opt.coord;
-        return c && c->why_not_act ? c->why_not_act(c->userdata) : NULL;
-}
-
 static bool state_writable(const watcher *w) {
         /* `once --dry-run` may run beside the daemon: it must not write. */
         return !(w->opt.once && w->opt.force_dry_run);
@@ -103,6 +91,7 @@ static void forget_order(app_watch *a) {
         a->last_change_ms = 0;
         a->next_fire_ms = 0;
         a->holding_rule = mfree(a->holding_rule);
+        metric_app_forget(a->metric); /* idle apps send no query */
 }
 
 static void note_order(app_watch *a, const char *co_id) {
@@ -287,6 +276,7 @@ static void evaluate(app_watch *a) {
                 .alerts = alerts,
                 .n_alerts = n_alerts,
         };
+        in.n_metrics = metric_app_readings(a->metric, &in.metrics);
         bool pending_changed = false;
         a->next_fire_ms = 0;
         a->holding_rule = mfree(a->holding_rule);
@@ -328,7 +318,7 @@ static void evaluate(app_watch *a) {
                  * next poll (after an action there is nothing left to decide). */
                 if (pending_changed)
                         save_state(a);
-                const char *not_here = coord_why_not_act(w);
+                const char *not_here = watcher_coord_why_not_act(w);
                 if (not_here) {
                         /* Observing only (ha: etcd lost): say it once per order and rule. */
                         if (!(a->noted_skipped & bit))
@@ -403,6 +393,8 @@ static void on_describe(const api_result *r, const change_order *co, void *userd
                 return;
         }
         a->phase = APP_ACTIVE;
+        /* answers come before the next look; this one reads the last ones */
+        metric_app_look(a->metric, a->cfg, &a->co);
         evaluate(a);
 }
 
@@ -443,7 +435,7 @@ static void on_activity(const api_result *r, const app_activity *act, void *user
 static void poll_start(app_watch *a) {
         if (a->call || a->action)
                 return; /* a cycle is under way; it schedules the next one */
-        if (!coord_may_poll(a->w)) {
+        if (!watcher_coord_may_poll(a->w)) {
                 /* Another host spends the account's budget; watcher_coord_changed
                  * wakes us when it is our turn, this timer is the backstop. */
                 schedule_poll(a, idle_interval(a));
@@ -507,6 +499,7 @@ app_watch *app_watch_free(app_watch *a) {
         }
         if (a->call)
                 api_call_cancel(a->call);
+        a->metric = metric_app_free(a->metric);
         sd_event_source_disable_unref(a->timer);
         change_order_done(&a->co);
         app_state_done(&a->state);
@@ -543,6 +536,10 @@ int app_watch_new(watcher *w, const app_config *cfg, app_watch **ret) {
                 .userdata = a,
                 .hooks = w->opt.action_hooks,
         };
+        if (w->opt.metric_eval && metric_app_new(w->opt.metric_eval, a->name, &a->metric) < 0) {
+                app_watch_free(a);
+                return -ENOMEM;
+        }
         _cleanup_free_ char *warning = NULL;
         int r = state_load(w->state_dir, cfg->name, &a->state, &warning);
         if (r < 0) {

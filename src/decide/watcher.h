@@ -12,6 +12,7 @@
 #include "actions.h"
 #include "api.h"
 #include "config.h"
+#include "metric_eval.h"
 #include "metrics.h"
 #include "rules.h"
 #include "state.h"
@@ -49,6 +50,7 @@ typedef struct watcher_options {
         void *userdata;
         metrics_registry *metrics; /* where the watcher registers its counters; NULL: none */
         const action_hooks *action_hooks; /* extension points of each action, may be NULL */
+        metric_eval *metric_eval; /* asks metric rules' queries; NULL: no prometheus section */
         const watcher_coord *coord;       /* must outlive the watcher; NULL: a single host */
 } watcher_options;
 

@@ -50,6 +50,8 @@ typedef struct app_watch {
         uint64_t noted_holding;      /* bit per rule index */
         uint64_t noted_skipped;
 
+        metric_app *metric;          /* its metric rules' queries; NULL without prometheus */
+
         action_ctx actx;             /* what actions.c reads of this app */
         action_run *action;          /* an action sequence under way */
         bool once_counted;
@@ -90,6 +92,9 @@ app_watch *app_watch_free(app_watch *a);
 void app_watch_schedule(app_watch *a, uint64_t delay_usec);
 /* Writes the app's durable record (logged on failure). */
 void app_watch_save_state(app_watch *a);
+/* What the coord (ha) says: poll the cloud now? NULL, or why not act. */
+bool watcher_coord_may_poll(const watcher *w);
+const char *watcher_coord_why_not_act(const watcher *w);
 /* Re-checks the breaker; logs the transitions. Returns true when open. */
 bool watcher_circuit_check(watcher *w, int64_t now_ms);
 

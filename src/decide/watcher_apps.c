@@ -146,9 +146,18 @@ void watcher_set_alert_lookup(watcher *w, alert_lookup_fn fn, void *userdata) {
 
 /* ---- several hosts (ha) ---- */
 
-void watcher_coord_changed(watcher *w) {
+bool watcher_coord_may_poll(const watcher *w) {
         const watcher_coord *c = w->opt.coord;
-        bool poll = !c || !c->may_poll || c->may_poll(c->userdata);
+        return !c || !c->may_poll || c->may_poll(c->userdata);
+}
+
+const char *watcher_coord_why_not_act(const watcher *w) {
+        const watcher_coord *c = w->opt.coord;
+        return c && c->why_not_act ? c->why_not_act(c->userdata) : NULL;
+}
+
+void watcher_coord_changed(watcher *w) {
+        bool poll = watcher_coord_may_poll(w);
         for (size_t i = 0; i < w->n_apps; i++) {
                 app_watch *a = w->apps[i];
                 a->noted_skipped = 0;
