@@ -5,7 +5,7 @@
  *
  * yaml_doc.c reads the YAML into a tree that keeps every position,
  * config_read.c has the typed getters, and each larger section has its own
- * file (config_apps.c); config_sections.h says how to add one. */
+ * file (config_apps.c, config_notify.c); config_sections.h says how to add one. */
 #include "config.h"
 
 #include <fcntl.h>
@@ -231,6 +231,7 @@ static const cfg_section sections[] = {
         { "alerts", parse_alerts, NULL, done_alerts, NULL },
         { "state_directory", parse_state_directory, init_state_directory, done_state_directory, NULL },
         { "apps", cfg_parse_apps, NULL, cfg_done_apps, "the list of applications to watch" },
+        { "notify", cfg_parse_notify, NULL, cfg_done_notify, NULL },
 };
 
 static int parse_root(parse_ctx *x, const node *root, config *c) {
@@ -260,7 +261,8 @@ static int parse_root(parse_ctx *x, const node *root, config *c) {
                 if (sections[s].required && !seen[s])
                         return fail(x, root, "missing required key '%s' (%s)", sections[s].name,
                                     sections[s].required);
-        return 0;
+        /* across sections, now that all are read */
+        return cfg_check_notify(x, c);
 }
 
 /* ---------------------------------------------------------------------- */

@@ -36,3 +36,9 @@ typedef struct cfg_section {
 /* config_apps.c: apps, their rules and the rules' conditions */
 int cfg_parse_apps(parse_ctx *x, const node *v, config *c);
 void cfg_done_apps(config *c);
+
+/* config_notify.c: the notification channels. cfg_check_notify runs after
+ * every section is read: a channel's apps must name configured apps. */
+int cfg_parse_notify(parse_ctx *x, const node *v, config *c);
+int cfg_check_notify(parse_ctx *x, config *c);
+void cfg_done_notify(config *c);

@@ -350,6 +350,9 @@ static void test_channel(void **state) {
         assert_false(notify_channel_wants(&c, NOTIFY_EV_ACTION, "other"));
         assert_false(notify_channel_wants(&c, NOTIFY_EV_DEGRADED, "shop-api"));
         assert_true(notify_channel_wants(&c, NOTIFY_EV_TEST, "other"));
+        /* the breaker concerns every app: an apps list does not filter it */
+        c.events |= NOTIFY_EVENT_BIT(NOTIFY_EV_CIRCUIT_OPEN);
+        assert_true(notify_channel_wants(&c, NOTIFY_EV_CIRCUIT_OPEN, NULL));
         c.events = 0;
         c.n_apps = 0;
         assert_true(notify_channel_wants(&c, NOTIFY_EV_DEGRADED, NULL));

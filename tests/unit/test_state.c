@@ -944,7 +944,7 @@ static void test_log_stderr_lines(void **unused) {
                 const char *line;
         } table[] = {
                 { EV_ACTION_DONE, LOG_NOTICE,
-                  { "shop-api", "765f", "stalled", "rollback", "done" }, false,
+                  { .app = "shop-api", .change_order = "765f", .rule = "stalled", .action = "rollback", .result = "done" }, false,
                   "rolled back 765f",
                   "notice rollguard-action-done app=shop-api co=765f rule=stalled action=rollback "
                   "result=done: rolled back 765f\n" },
