@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "check_notify.h"
 #include "credentials.h"
 #include "util.h"
 
@@ -105,5 +106,7 @@ int cmd_check(const cli *c) {
                 for (size_t j = 0; j < a->n_rules; j++)
                         print_rule(&a->rules[j]);
         }
+        if (!check_notify_print(cfg))
+                exit_code = EXIT_CONFIG;
         return exit_code;
 }

@@ -21,6 +21,7 @@ typedef struct cli {
         bool dry_run;
         bool verbose;
         const char *command;
+        const char *argument; /* the command's operand (notify-test NAME), NULL when none */
 } cli;
 
 /* config_load() that prints the error (FILE:LINE:COL: ...) to stderr. */
