@@ -18,10 +18,8 @@ typedef struct test_run {
 
 static void on_answer(const char *channel, bool ok, long http_status, const char *detail, void *userdata) {
         test_run *t = userdata;
-        if (http_status)
-                printf("%s: %s (HTTP %ld: %s)\n", channel, ok ? "OK" : "FAILED", http_status, detail);
-        else
-                printf("%s: %s (%s)\n", channel, ok ? "OK" : "FAILED", detail);
+        /* detail starts with the HTTP status when there was one */
+        printf("%s: %s (%s)\n", channel, ok ? "OK" : "FAILED", detail);
         fflush(stdout);
         if (!ok)
                 t->failed++;
