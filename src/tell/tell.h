@@ -13,7 +13,7 @@
  * A channel's url and secret are read here, when a channel starts, not by
  * the config: url_file and secret_file name files; a relative name is
  * looked up in $CREDENTIALS_DIRECTORY (systemd LoadCredential=), and an
- * absolute one that does not exist is too, by its last component. */
+ * absolute one that cannot be read is too, by its last component. */
 #pragma once
 
 #include <stdbool.h>
@@ -26,13 +26,14 @@
 #include "metrics.h"
 #include "notify.h"
 
-/* Where a configured file is read from (pure; `exists` tells whether a
- * path exists): absolute and existing: itself; relative: credentials_dir
- * joined with it; absolute and missing: credentials_dir joined with its
- * last component, when that exists; otherwise the path as configured (so
- * the error names it). NULL on OOM. */
+/* Where a configured file is read from (pure; `usable` tells whether a
+ * path can be read): absolute and usable: itself; relative: credentials_dir
+ * joined with it; absolute and not usable (missing, or not readable by the
+ * service's dynamic user): credentials_dir joined with its last component,
+ * when that is usable; otherwise the path as configured (so the error
+ * names it). NULL on OOM. */
 char *tell_credential_path(const char *configured, const char *credentials_dir,
-                           bool (*exists)(const char *path));
+                           bool (*usable)(const char *path));
 
 /* The host of a URL ("oapi.dingtalk.com"), never its path or query (the
  * token lives there), into buf; "?" when there is none. */

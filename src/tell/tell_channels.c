@@ -15,19 +15,19 @@
 #define SECRET_FILE_MAX 4096
 
 char *tell_credential_path(const char *configured, const char *credentials_dir,
-                           bool (*exists)(const char *path)) {
+                           bool (*usable)(const char *path)) {
         bool have_dir = credentials_dir && *credentials_dir;
         if (configured[0] == '/') {
-                if (exists(configured) || !have_dir)
+                if (usable(configured) || !have_dir)
                         return strdup(configured);
-                /* The unit passed it with LoadCredential=NAME:PATH and the
-                 * sandbox may hide PATH itself. */
+                /* The unit passed it with LoadCredential=NAME:PATH, and the
+                 * service's dynamic user cannot read PATH itself. */
                 const char *base = strrchr(configured, '/') + 1;
                 if (*base) {
                         _cleanup_free_ char *p = strdup_printf("%s/%s", credentials_dir, base);
                         if (!p)
                                 return NULL;
-                        if (exists(p))
+                        if (usable(p))
                                 return TAKE_PTR(p);
                 }
                 return strdup(configured);
@@ -55,8 +55,8 @@ const char *tell_url_host(const char *url, char *buf, size_t bufsz) {
         return buf;
 }
 
-static bool path_exists(const char *p) {
-        return access(p, F_OK) == 0;
+static bool path_readable(const char *p) {
+        return access(p, R_OK) == 0;
 }
 
 /* The file's content less one trailing newline; 0 or -errno with a message
@@ -117,7 +117,7 @@ int tell_channel_load(const notify_config *nc, const char *credentials_dir, noti
         if (r < 0)
                 return r;
         if (nc->url_file) {
-                url_path = tell_credential_path(nc->url_file, credentials_dir, path_exists);
+                url_path = tell_credential_path(nc->url_file, credentials_dir, path_readable);
                 if (!url_path) {
                         r = -ENOMEM;
                         goto fail;
@@ -136,7 +136,7 @@ int tell_channel_load(const notify_config *nc, const char *credentials_dir, noti
                 }
         }
         if (nc->secret_file) {
-                secret_path = tell_credential_path(nc->secret_file, credentials_dir, path_exists);
+                secret_path = tell_credential_path(nc->secret_file, credentials_dir, path_readable);
                 if (!secret_path) {
                         r = -ENOMEM;
                         goto fail;
