@@ -131,7 +131,9 @@ static void test_summary(void **state) {
                 { { .kind = NOTIFY_EV_UNOBSERVED, .app = "a", .change_order = "c", .reason = "API down" },
                   "a: change order c went by unwatched because API down" },
                 { { .kind = NOTIFY_EV_DEGRADED, .app = NULL, .reason = "x\ny" },
-                  "n/a: rollguard cannot watch this app because x y" },
+                  "rollguard cannot watch this app because x y" },
+                { { .kind = NOTIFY_EV_CIRCUIT_OPEN, .reason = "5 actions in the last hour" },
+                  "rollguard stopped acting (circuit open) because 5 actions in the last hour" },
                 { { .kind = NOTIFY_EV_TEST }, "rollguard test message: this channel works" },
         };
         for (size_t i = 0; i < ELEMENTSOF(t); i++) {
