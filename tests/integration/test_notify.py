@@ -330,3 +330,47 @@ def test_a_channel_for_an_unknown_app_is_a_config_error(sim, tmp_path, run_cli):
     assert r.returncode == 1
     assert re.match(r".*rollguard\.yaml:\d+:\d+: notify\[0\]\.apps: no app named 'payment' in apps "
                     r"\(did you mean 'payments'\?\)", r.stderr), r.stderr
+
+
+def test_circuit_open_and_degraded_are_told(sim, rx, tmp_path, start_daemon):
+    # max_actions_per_hour 1 and two stuck apps: the second decision finds
+    # the breaker open
+    co, co2 = stuck_order(), stuck_order()
+    app = sae_app(orders=[co], name="payments")
+    app2 = sae_app(orders=[co2], name="orders")
+    sim.set_apps([app, app2])
+    ghost = {"name": "ghost", "platform": "sae", "region": "cn-hangzhou",
+             "app_id": "00000000-0000-0000-0000-000000000000"}
+    chans = [{"name": "all", "type": "webhook", "url": f"{rx.base}/webhook/all"},
+             # the breaker concerns every app: it passes an apps filter; ghost's degraded does not
+             {"name": "pay", "type": "webhook", "url": f"{rx.base}/webhook/pay", "apps": ["payments"],
+              "events": ["circuit_open", "degraded"]}]
+    cfg = write_config(tmp_path, sim, [app, app2, ghost], defaults={"max_actions_per_hour": 1},
+                       extra={"notify": chans})
+    d = start_daemon(cfg)
+    d.wait_for_log("rollguard-circuit-open", timeout=20)
+    assert len(sim.rollbacks()) == 1
+    wait_for(lambda: {r["body"]["event"] for r in rx.log("/webhook/all")} >= {"action", "circuit_open", "degraded"},
+             timeout=15, what="action, circuit_open and degraded on the unfiltered channel")
+    wait_for(lambda: rx.log("/webhook/pay"), timeout=10, what="circuit_open on the filtered channel")
+    d.wait_for_log("notified channel pay")
+    evs = {r["body"]["event"]: r["body"] for r in rx.log("/webhook/all")}
+    assert evs["degraded"]["app"] == "ghost" and "InvalidAppId.NotFound" in evs["degraded"]["reason"]
+    assert evs["circuit_open"]["app"] is None and "max_actions_per_hour" in evs["circuit_open"]["reason"]
+    assert [r["body"]["event"] for r in rx.log("/webhook/pay")] == ["circuit_open"]
+    assert all(r["errors"] == [] for r in rx.log())
+    assert d.stop() == 0
+
+
+def test_once_delivers_before_it_exits(sim, rx, tmp_path, run_cli):
+    co = stuck_order()
+    app = sae_app(orders=[co], name="payments")
+    sim.set_apps([app])
+    cfg = write_config(tmp_path, sim, [app], extra={"notify": [
+        {"name": "wh", "type": "webhook", "url_file": str(secret_file(tmp_path / "u", f"{rx.base}/webhook/{HOOK_TOKEN}"))}]})
+    r = run_cli("--config", cfg, "once")
+    assert r.returncode == 0, r.stderr
+    assert sim.rollback_calls(co["id"]) == 1
+    [msg] = rx.log()
+    assert msg["body"]["event"] == "action" and msg["body"]["change_order"] == co["id"]
+    assert "notified channel wh" in r.stderr
