@@ -214,7 +214,7 @@ def first_look_to_rollback(sim, co_id):
     return sim.rollbacks(co_id)[0]["t"] - first
 
 
-def rollbacks_with(sim, tmp_path, start_daemon, name, notify):
+def rollbacks_with(sim, tmp_path, start_daemon, name, notify, *args):
     """Two apps; the first is stuck at start, the second gets stuck after
     the first was rolled back (so its notification is already queued, hung
     or refused). Returns both delays."""
@@ -222,7 +222,7 @@ def rollbacks_with(sim, tmp_path, start_daemon, name, notify):
     a = sae_app(orders=[stuck_order()], name="first")
     b = sae_app(orders=[healthy_order(steps=1000)], name="second")
     sim.set_apps([a, b])
-    d = start_daemon(write_config(tmp_path / name, sim, [a, b], extra={"notify": notify}))
+    d = start_daemon(write_config(tmp_path / name, sim, [a, b], extra={"notify": notify}), *args)
     sim.wait_for_rollback(a["change_orders"][0]["id"], timeout=20)
     if notify:
         d.wait_for_log("rollguard-action-done app=first")
@@ -242,7 +242,7 @@ def test_a_hanging_or_refusing_channel_does_not_delay_rollbacks(sim, rx, tmp_pat
     rx.script("/slack/hang", hang=60)
     bad = [{"name": "hang", "type": "slack", "url": f"{rx.base}/slack/hang"},
            {"name": "refused", "type": "webhook", "url": f"http://127.0.0.1:{free_port()}/x", "retry_for": "2s"}]
-    d, slow = rollbacks_with(sim, tmp_path, start_daemon, "bad", bad)
+    d, slow = rollbacks_with(sim, tmp_path, start_daemon, "bad", bad, "--verbose")
     print(f"first look to rollback call: without notifications {plain[0] * 1000:.0f} ms / "
           f"{plain[1] * 1000:.0f} ms (first / second app); with a hanging and a refusing channel "
           f"{slow[0] * 1000:.0f} ms / {slow[1] * 1000:.0f} ms")
@@ -252,6 +252,9 @@ def test_a_hanging_or_refusing_channel_does_not_delay_rollbacks(sim, rx, tmp_pat
     # the refusing channel gives up after its retry_for, recorded once
     line = d.wait_for_log("rollguard-notify-failed", timeout=15)
     assert "channel refused" in line and "not delivered" in line
+    # its second message (the second app's) fails too, and is not recorded again
+    d.wait_for_log("notify: channel refused: another message not delivered", timeout=15)
+    assert len(d.find_logs("rollguard-notify-failed")) == 1
     # and the daemon keeps watching
     base = len(sim.requests(action="DescribeApplicationStatus"))
     wait_for(lambda: len(sim.requests(action="DescribeApplicationStatus")) >= base + 2, timeout=10,
