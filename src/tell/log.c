@@ -40,6 +40,7 @@ static const struct {
         [EV_STATE_CORRUPT] = { "rollguard-state-corrupt", "985b72f1a06444fa94ab3c5c3c600443" },
         [EV_ALERT] = { "rollguard-alert", "f6f03ae3d4dd44fd8c339b4ab96f887e" },
         [EV_CREDENTIALS] = { "rollguard-credentials", "6d4f6d91472041b0b6901151efafbf25" },
+        [EV_METRIC_QUERY] = { "rollguard-metric-query", "16593eb370b0495d85418b66ddd97a43" },
         [EV_NOTIFY_FAILED] = { "rollguard-notify-failed", "1b4e2e97df984a34add498487acae329" },
 };
 
@@ -187,6 +188,8 @@ static int send_stderr(log_event ev, int priority, const log_fields *f, const ch
         line_append_field(&l, "rule", f->rule);
         line_append_field(&l, "action", f->action);
         line_append_field(&l, "result", f->result);
+        line_append_field(&l, "value", f->value);
+        line_append_field(&l, "threshold", f->threshold);
         line_append(&l, ": ", false);
         line_append(&l, msg, true);
         if (l.truncated) {
@@ -208,12 +211,6 @@ static int send_journal(log_event ev, int priority, const log_fields *f, const c
         char message_id_field[sizeof("MESSAGE_ID=") + 32];
 
         iov[n++] = (struct iovec) { (void *) message_field, strlen(message_field) };
-
-        char value_s[32] = "", threshold_s[32] = "";
-        if (f->has_value) {
-                snprintf(value_s, sizeof value_s, "%.6g", f->value);
-                snprintf(threshold_s, sizeof threshold_s, "%.6g", f->threshold);
-        }
 
         snprintf(priority_field, sizeof priority_field, "PRIORITY=%d", priority);
         iov[n++] = (struct iovec) { priority_field, strlen(priority_field) };
@@ -237,11 +234,11 @@ static int send_journal(log_event ev, int priority, const log_fields *f, const c
                 { "ROLLGUARD_RULE", f->rule },
                 { "ROLLGUARD_ACTION", f->action },
                 { "ROLLGUARD_RESULT", f->result },
+                { "ROLLGUARD_VALUE", f->value },
+                { "ROLLGUARD_THRESHOLD", f->threshold },
                 { "ROLLGUARD_REASON", f->reason },
                 { "ROLLGUARD_ROLLBACK_CHANGE_ORDER", f->rollback_change_order },
                 { "ROLLGUARD_CHANNEL", f->channel },
-                { "ROLLGUARD_VALUE", f->has_value ? value_s : NULL },
-                { "ROLLGUARD_THRESHOLD", f->has_value ? threshold_s : NULL },
         };
         for (size_t i = 0; i < ELEMENTSOF(extra); i++) {
                 if (!extra[i].value)

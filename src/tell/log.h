@@ -32,6 +32,7 @@ typedef enum log_event {
         EV_STATE_CORRUPT,
         EV_ALERT,
         EV_CREDENTIALS,
+        EV_METRIC_QUERY,   /* a metric rule's query became inconclusive, or answers again */
         EV_NOTIFY_FAILED,  /* a notification channel keeps failing */
         _EV_MAX,
 } log_event;
@@ -46,16 +47,14 @@ typedef struct log_fields {
         const char *rule;
         const char *action;
         const char *result;
+        const char *value;     /* metric rules: what the query read, "0.0731" */
+        const char *threshold; /* and the rule's threshold, "0.05" */
         /* Optional, journal only (ROLLGUARD_REASON, ROLLGUARD_ROLLBACK_CHANGE_ORDER,
          * ROLLGUARD_CHANNEL): what the rule saw, the order a rollback created,
          * the notification channel concerned. */
         const char *reason;
         const char *rollback_change_order;
         const char *channel;
-        /* Metric rules: the value seen and the limit (ROLLGUARD_VALUE,
-         * ROLLGUARD_THRESHOLD) when has_value. */
-        bool has_value;
-        double value, threshold;
 } log_fields;
 
 typedef enum log_target {

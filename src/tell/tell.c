@@ -63,9 +63,9 @@ void tell_observe(void *userdata, log_event ev, int priority, const log_fields *
                 .reason = f->reason ? f->reason : msg,
                 .rollback_change_order = f->rollback_change_order,
                 .time_ms = now_realtime_ms(),
-                .has_value = f->has_value,
-                .value = f->value,
-                .threshold = f->threshold,
+                .has_value = f->value && f->threshold,
+                .value = f->value ? strtod(f->value, NULL) : 0,
+                .threshold = f->threshold ? strtod(f->threshold, NULL) : 0,
         };
         int r = notify_send(t->notify, &ne);
         if (r < 0)
