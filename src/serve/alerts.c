@@ -344,15 +344,20 @@ alerts *alerts_free(alerts *s) {
         return NULL;
 }
 
+listener_route alerts_webhook_route(alerts *s) {
+        return (listener_route){
+                .method = "POST",
+                .path = "/api/v1/alerts",
+                .handler = handle_webhook,
+                .needs_token = true,
+                .rejected = webhook_rejected,
+                .userdata = s,
+        };
+}
+
 int alerts_add_routes(alerts *s, listener *l) {
-        return listener_add_route(l, &(listener_route){
-                                             .method = "POST",
-                                             .path = "/api/v1/alerts",
-                                             .handler = handle_webhook,
-                                             .needs_token = true,
-                                             .rejected = webhook_rejected,
-                                             .userdata = s,
-                                     });
+        listener_route rt = alerts_webhook_route(s);
+        return listener_add_route(l, &rt);
 }
 
 typedef struct held {

@@ -215,7 +215,7 @@ static const char *bad_text(const char *s) {
         const unsigned char *p = (const unsigned char *)s;
         while (*p) {
                 unsigned c = *p;
-                if (c == (unsigned char)NUL_MARK && memcmp(p + 1, "u0000", 5) == 0)
+                if (c == (unsigned char)NUL_MARK && strncmp((const char *)p + 1, "u0000", 5) == 0)
                         return "contains a NUL character";
                 if (c < 0x80) {
                         p++;
