@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <malloc.h>
 #include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
@@ -450,31 +449,6 @@ static int cmd_once(const cli *c) {
         return cmd_run(c, true);
 }
 
-/* libcurl frees request and response buffers that held STS tokens and the
- * metadata service's AccessKeySecret; have it wipe them first. */
-static void wiping_free(void *p) {
-        if (!p)
-                return;
-        OPENSSL_cleanse(p, malloc_usable_size(p));
-        free(p);
-}
-
-static void *wiping_realloc(void *p, size_t n) {
-        if (!p)
-                return malloc(n);
-        if (n == 0) {
-                wiping_free(p);
-                return NULL;
-        }
-        void *q = malloc(n);
-        if (!q)
-                return NULL;
-        size_t old = malloc_usable_size(p);
-        memcpy(q, p, old < n ? old : n);
-        wiping_free(p);
-        return q;
-}
-
 int main(int argc, char **argv) {
         cli c;
         int r = parse_cli(argc, argv, &c);
@@ -484,12 +458,12 @@ int main(int argc, char **argv) {
         log_setup(LOG_TARGET_AUTO, c.verbose);
         /* No core dumps and no ptrace by other users: memory holds secrets. */
         (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-        if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, wiping_free, wiping_realloc, strdup, calloc) !=
-            CURLE_OK) {
+        /* libcurl's allocator wipes what it frees once a secret went through it */
+        if (http_global_init() < 0) {
                 fprintf(stderr, "rollguard: cannot initialise libcurl\n");
                 return EXIT_RUNTIME;
         }
         r = find_command(c.command)->run(&c);
-        curl_global_cleanup();
+        http_global_cleanup();
         return r;
 }

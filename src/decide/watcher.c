@@ -6,7 +6,7 @@
 #include <stdio.h>
 
 #include "actions.h"
-#include "app.h"
+#include "watcher_app.h"
 #include "breaker.h"
 #include "log.h"
 #include "schedule.h"
