@@ -22,6 +22,7 @@ typedef struct cli {
         bool verbose;
         bool query;     /* check --query: ask Prometheus once per query rule */
         const char *command;
+        const char *argument; /* the command's operand (notify-test NAME), NULL when none */
 } cli;
 
 /* config_load() that prints the error (FILE:LINE:COL: ...) to stderr. */

@@ -58,3 +58,9 @@ int cfg_check_prom_rules(parse_ctx *x, const config *c);
 int cfg_parse_ha(parse_ctx *x, const node *v, config *c);
 int cfg_init_ha(config *c);
 void cfg_done_ha(config *c);
+
+/* config_notify.c: the notification channels. cfg_check_notify runs after
+ * every section is read: a channel's apps must name configured apps. */
+int cfg_parse_notify(parse_ctx *x, const node *v, config *c);
+int cfg_check_notify(parse_ctx *x, config *c);
+void cfg_done_notify(config *c);
