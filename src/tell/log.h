@@ -32,6 +32,7 @@ typedef enum log_event {
         EV_STATE_CORRUPT,
         EV_ALERT,
         EV_CREDENTIALS,
+        EV_CLOUD_EVENT,    /* an EventBridge event named an app (a hint), or a delivery was refused */
         _EV_MAX,
 } log_event;
 
