@@ -793,6 +793,7 @@ static const char *const expected_event_names[_EV_MAX] = {
         [EV_STATE_CORRUPT] = "rollguard-state-corrupt",
         [EV_ALERT] = "rollguard-alert",
         [EV_CREDENTIALS] = "rollguard-credentials",
+        [EV_CLOUD_EVENT] = "rollguard-cloud-event",
 };
 
 static bool is_message_id(const char *s) {
