@@ -374,6 +374,9 @@ def run(binary, work, n_apps, events, s, label, trials, errors=False):
                 gaps.append(max(b - a_ for a_, b in zip(looks, looks[1:])) * sc)
         res["look_gap_max_s"] = round(max(gaps), 2) if gaps else None
         res["look_gap_p50_s"] = round(pct(gaps, 50), 2) if gaps else None
+        if events:
+            res["events_posted"] = len(posted)
+            res["events_accepted"] = sum(1 for _, st in posted.values() if st == 202)
         if errors:
             res["bursts"] = len(bursts)
             res["errors_answered"] = sum(1 for c in ours if c["status"] == 500)
