@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from conftest import config_app_from, edas_app, rule, sae_app, stuck_order, succeeded_order, wait_for
-from test_alerts import TOKEN, last_seq, parse_prometheus, requests_after, start_with_alerts
+from test_alerts import TOKEN, last_seq, parse_prometheus, start_with_alerts
 
 STUCK_RULE = rule("batch-error", for_="0s", status=["executing"], sub_status="error")
 # Idle apps are polled once at start-up and then not for an hour: only an
