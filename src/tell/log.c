@@ -42,6 +42,7 @@ static const struct {
         [EV_CREDENTIALS] = { "rollguard-credentials", "6d4f6d91472041b0b6901151efafbf25" },
         [EV_METRIC_QUERY] = { "rollguard-metric-query", "16593eb370b0495d85418b66ddd97a43" },
         [EV_NOTIFY_FAILED] = { "rollguard-notify-failed", "1b4e2e97df984a34add498487acae329" },
+        [EV_CLOUD_EVENT] = { "rollguard-cloud-event", "9232b4dbfe42482a959c5e11158e225a" },
         [EV_HA_ROLE] = { "rollguard-ha-role", "e6891b91724a4ead98e27c36677c70a9" },
 };
 

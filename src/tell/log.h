@@ -34,6 +34,7 @@ typedef enum log_event {
         EV_CREDENTIALS,
         EV_METRIC_QUERY,   /* a metric rule's query became inconclusive, or answers again */
         EV_NOTIFY_FAILED,  /* a notification channel keeps failing */
+        EV_CLOUD_EVENT,    /* an EventBridge event named an app (a hint), or a delivery was refused */
         EV_HA_ROLE,        /* HA: this node's role or the leader changed (lost: warning) */
         _EV_MAX,
 } log_event;
