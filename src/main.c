@@ -27,7 +27,9 @@
 #include "log.h"
 #include "metrics.h"
 #include "rollguard-config.h"
+#include "safe_open.h"
 #include "serve.h"
+#include "state_repair.h"
 #include "status_cmd.h"
 #include "util.h"
 #include "watcher.h"
@@ -60,15 +62,17 @@ typedef struct command {
         const char *name;
         const char *help; /* one line for --help */
         int (*run)(const cli *c); /* returns the exit status */
+        bool takes_args; /* words after the command go to cli.args */
 } command;
 
 /* Every command, in the order --help lists them; the first is the default.
  * A new one is a file in src/cli/ and a line here (and in rollguard(8)). */
 static const command commands[] = {
-        { "run", "run the daemon in the foreground (default; systemd Type=notify)", cmd_daemon },
-        { "check", "validate the config and credentials, print a summary", cmd_check },
-        { "once", "poll every app once, evaluate, act, exit", cmd_once },
-        { "status", "ask the running daemon what it sees and print a table", cmd_status },
+        { "run", "run the daemon in the foreground (default; systemd Type=notify)", cmd_daemon, false },
+        { "check", "validate the config and credentials, print a summary", cmd_check, false },
+        { "once", "poll every app once, evaluate, act, exit", cmd_once, false },
+        { "status", "ask the running daemon what it sees and print a table", cmd_status, false },
+        { "state", "state repair APP: set an unreadable state file aside, end the quarantine", cmd_state, true },
 };
 
 static const command *find_command(const char *name) {
@@ -141,6 +145,11 @@ static int parse_cli(int argc, char **argv, cli *c) {
         }
         if (optind < argc)
                 c->command = argv[optind++];
+        if (optind < argc && find_command(c->command) && find_command(c->command)->takes_args) {
+                c->args = argv + optind;
+                c->n_args = argc - optind;
+                optind = argc;
+        }
         if (optind < argc) {
                 fprintf(stderr, "rollguard: unexpected argument '%s'. Try 'rollguard --help'.\n", argv[optind]);
                 return -EINVAL;
@@ -299,15 +308,18 @@ static void on_once_done(void *userdata, int failures) {
         sd_event_exit(d->event, d->exit_code);
 }
 
-static int take_state_lock(const char *dir, int *ret_fd) {
-        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-                return -errno;
-        _cleanup_free_ char *p = strdup_printf("%s/.lock", dir);
-        if (!p)
-                return -ENOMEM;
-        int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (fd < 0)
-                return -errno;
+/* The lock is on the directory itself, not on a file in it: deleting a file
+ * cannot let a second daemon in. The directory must be ours alone (owner,
+ * mode), or anyone who can write it could plant files we then trust. */
+static int take_state_lock(const char *dir, bool lock, int *ret_fd, char **ret_error) {
+        int fd;
+        int r = safe_open_state_dir(dir, true, &fd, ret_error);
+        if (r < 0)
+                return r;
+        if (!lock) {
+                close(fd);
+                return 0;
+        }
         if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
                 int e = errno;
                 close(fd);
@@ -350,15 +362,17 @@ static int cmd_run(const cli *c, bool once) {
                 *colon = 0;
 
         bool read_only = once && c->dry_run;
-        if (!read_only) {
-                r = take_state_lock(state_dir, &d.lock_fd);
+        {
+                _cleanup_free_ char *lerr = NULL;
+                r = take_state_lock(state_dir, !read_only, &d.lock_fd, &lerr);
                 if (r == -EBUSY) {
                         log_error("another rollguard is running with state directory %s; use 'rollguard status', or 'rollguard once --dry-run' which only reads",
                                   state_dir);
                         goto out;
                 }
                 if (r < 0) {
-                        log_error("cannot use state directory %s: %s", state_dir, strerror(-r));
+                        log_error("refusing to start: %s", lerr ? lerr : strerror(-r));
+                        exit_code = EXIT_CONFIG;
                         goto out;
                 }
         }

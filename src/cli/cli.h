@@ -21,6 +21,8 @@ typedef struct cli {
         bool dry_run;
         bool verbose;
         const char *command;
+        char **args;   /* the words after the command (only for commands that take them) */
+        int n_args;
 } cli;
 
 /* config_load() that prints the error (FILE:LINE:COL: ...) to stderr. */

@@ -44,6 +44,11 @@ typedef struct app_watch {
         int64_t last_poll_ok_ms;
 
         app_state state;             /* durable record */
+        char *state_key;             /* the record's identity: platform, region, app id */
+        /* The record on disk cannot be read: watched and logged, never acted
+         * on, never written, until it reads again (repair or removal). */
+        bool quarantined;
+        char *quarantine_reason;
 
         /* Log-once bookkeeping, reset when the order in flight changes. */
         char *noted_co;
@@ -51,6 +56,7 @@ typedef struct app_watch {
         uint64_t noted_skipped;
 
         action_ctx actx;             /* what actions.c reads of this app */
+        action_memo memo;            /* what its sequences remember between polls */
         action_run *action;          /* an action sequence under way */
         bool once_counted;
 } app_watch;
@@ -80,6 +86,7 @@ struct watcher {
         metrics_counter *api_errors; /* code */
         metrics_counter *decisions;  /* app, rule, result */
         metrics_counter *actions;    /* kind, result */
+        metrics_gauge *quarantined;  /* app: 1 while its state file is unusable */
 };
 
 /* The per-app state machine (watcher.c) as the app set (watcher_apps.c)

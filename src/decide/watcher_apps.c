@@ -35,7 +35,10 @@ int watcher_new(sd_event *e, api_client *api, const config *cfg, const watcher_o
                                                    "app", "rule", "result");
                 w->actions = metrics_counter_new(m, "rollguard_actions_total", "Rollback/abort calls by kind and result.",
                                                  "kind", "result");
-                if (!w->polls || !w->api_errors || !w->decisions || !w->actions) {
+                w->quarantined = metrics_gauge_new(m, "rollguard_app_quarantined",
+                                                   "1 while the app's state file cannot be read: watched, never acted on.",
+                                                   "app");
+                if (!w->polls || !w->api_errors || !w->decisions || !w->actions || !w->quarantined) {
                         watcher_free(w);
                         return -ENOMEM;
                 }
@@ -85,10 +88,23 @@ int watcher_reconfigure(watcher *w, const config *cfg) {
                 const app_config *ac = &cfg->apps[i];
                 app_watch *old = NULL;
                 for (size_t j = 0; j < w->n_apps; j++)
-                        if (w->apps[j] && streq(w->apps[j]->name, ac->name) && same_identity(w->apps[j]->cfg, ac)) {
+                        /* identity, not name: a rename keeps the record and any
+                         * action in flight */
+                        if (w->apps[j] && same_identity(w->apps[j]->cfg, ac)) {
                                 old = w->apps[j];
                                 break;
                         }
+                if (old && !streq(old->name, ac->name)) {
+                        char *nn = strdup(ac->name);
+                        if (nn) { /* out of memory: it keeps its old name */
+                                log_fields f = { .app = ac->name };
+                                log_event_send(EV_NONE, LOG_INFO, &f, "app %s is now called %s (same app id)",
+                                               old->name, ac->name);
+                                free(old->name);
+                                old->name = nn;
+                                old->actx.app_name = nn;
+                        }
+                }
                 if (old) {
                         apps[n++] = old;
                         continue;
