@@ -325,6 +325,15 @@ static int take_state_lock(const char *dir, bool lock, int *ret_fd, char **ret_e
                 close(fd);
                 return e == EWOULDBLOCK ? -EBUSY : -e;
         }
+        /* ".lock" is information only now (who holds the lock); never
+         * through a symlink, and failing to write it changes nothing */
+        int info = openat(fd, ".lock", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+        if (info >= 0) {
+                struct stat st;
+                if (fstat(info, &st) >= 0 && S_ISREG(st.st_mode))
+                        dprintf(info, "%d\n", (int)getpid());
+                close(info);
+        }
         *ret_fd = fd;
         return 0;
 }

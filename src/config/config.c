@@ -16,6 +16,7 @@
 
 #include "config_read.h"
 #include "config_sections.h"
+#include "safe_open.h"
 #include "util.h"
 #include "yaml_doc.h"
 
@@ -323,15 +324,17 @@ int config_load(const char *path, config **ret, char **ret_error) {
         if (ret_error)
                 *ret_error = NULL;
         *ret = NULL;
-        /* one byte past the limit is enough to know it is too large */
-        /* a config can be /dev/stdin or a pipe, where st_size says nothing */
-        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        int r = fd < 0 ? -errno : read_fd_limited(fd, CONFIG_MAX_BYTES + 1, false, &buf, &len);
-        if (fd >= 0)
-                close(fd);
+        /* A regular file only, opened O_NONBLOCK: a FIFO put in its place
+         * would block open(2) or read(2), and with it `check` or the whole
+         * loop on SIGHUP. A symlink is fine (config management makes them). */
+        safe_open_opts o = { .max_size = CONFIG_MAX_BYTES };
+        _cleanup_free_ char *why = NULL;
+        int r = safe_read_file(AT_FDCWD, path, &o, &buf, &len, &why);
         if (r < 0) {
                 if (ret_error)
-                        *ret_error = strdup_printf("%s: cannot read: %s", path, strerror(-r));
+                        *ret_error = r == -EBADFD || r == -EISDIR || r == -EFBIG
+                                             ? strdup_printf("%s: cannot read: %s", path, why ? why : strerror(-r))
+                                             : strdup_printf("%s: cannot read: %s", path, strerror(-r));
                 return r;
         }
         return config_parse(path, buf, len, ret, ret_error);

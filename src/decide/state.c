@@ -54,6 +54,7 @@ void app_state_done(app_state *s) {
                 pending_match_done(&s->pending[i]);
         free(s->pending);
         free(s->app);
+        free(s->name);
         free(s->last_change_order_id);
         *s = (app_state) {};
 }

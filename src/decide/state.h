@@ -48,7 +48,9 @@ typedef struct pending_match {
 #define STATE_MAX_PENDING 32
 
 typedef struct app_state {
-        char *app;
+        char *app;                 /* the record's key (state_key()): its identity */
+        char *name;                /* the app's config name when saved, for
+                                    * humans reading the file; may be NULL */
         act_record *acts;          /* oldest first */
         size_t n_acts;
         pending_match *pending;

@@ -66,6 +66,7 @@ char *state_to_json(const app_state *s) {
                 return NULL;
         if (!cJSON_AddNumberToObject(root, "version", STATE_VERSION) ||
             !cJSON_AddStringToObject(root, "app", s->app) ||
+            (s->name && !cJSON_AddStringToObject(root, "name", s->name)) ||
             !add_time(root, "cooldown_until_ms", s->cooldown_until_ms) ||
             !add_string_or_null(root, "last_change_order_id", s->last_change_order_id))
                 return NULL;
@@ -221,6 +222,7 @@ static int state_from_cjson(const cJSON *root, app_state *s, char **ret_error) {
 
         int r;
         if ((r = read_string(root, "", "app", true, &s->app, ret_error)) < 0 ||
+            (r = read_string(root, "", "name", false, &s->name, ret_error)) < 0 ||
             (r = read_time(root, "", "cooldown_until_ms", false, &s->cooldown_until_ms, ret_error)) < 0 ||
             (r = read_string(root, "", "last_change_order_id", false, &s->last_change_order_id,
                              ret_error)) < 0)

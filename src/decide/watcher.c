@@ -110,6 +110,8 @@ static int load_state(app_watch *a) {
                 a->state.app = strdup(a->state_key);
         if (r != 0 && (!warning || !a->state.app))
                 return -ENOMEM;
+        if (free_and_strdup(&a->state.name, a->name) < 0)
+                return -ENOMEM;
         set_quarantine(a, r != 0 ? warning : NULL);
         if (!a->quarantined && actions_recover_state(&a->state, a->name, now_realtime_ms()) > 0)
                 save_state(a);

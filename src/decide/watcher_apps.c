@@ -103,6 +103,7 @@ int watcher_reconfigure(watcher *w, const config *cfg) {
                                 free(old->name);
                                 old->name = nn;
                                 old->actx.app_name = nn;
+                                (void)free_and_strdup(&old->state.name, nn);
                         }
                 }
                 if (old) {
