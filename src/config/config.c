@@ -327,14 +327,18 @@ int config_load(const char *path, config **ret, char **ret_error) {
         /* A regular file only, opened O_NONBLOCK: a FIFO put in its place
          * would block open(2) or read(2), and with it `check` or the whole
          * loop on SIGHUP. A symlink is fine (config management makes them). */
-        safe_open_opts o = { .max_size = CONFIG_MAX_BYTES };
         _cleanup_free_ char *why = NULL;
-        int r = safe_read_file(AT_FDCWD, path, &o, &buf, &len, &why);
+        int fd = -1;
+        int r = safe_open_read(AT_FDCWD, path, NULL, &fd, &why);
+        /* one byte past the limit is enough to know it is too large */
+        if (r >= 0) {
+                r = read_fd_limited(fd, CONFIG_MAX_BYTES + 1, true, &buf, &len);
+                close(fd);
+        }
         if (r < 0) {
                 if (ret_error)
-                        *ret_error = r == -EBADFD || r == -EISDIR || r == -EFBIG
-                                             ? strdup_printf("%s: cannot read: %s", path, why ? why : strerror(-r))
-                                             : strdup_printf("%s: cannot read: %s", path, strerror(-r));
+                        *ret_error = r == -EBADFD && why ? strdup_printf("%s: cannot read: %s", path, why)
+                                                         : strdup_printf("%s: cannot read: %s", path, strerror(-r));
                 return r;
         }
         return config_parse(path, buf, len, ret, ret_error);
