@@ -84,6 +84,10 @@ static int64_t now_ms(const action_ctx *ctx) {
         return ctx->now_ms ? ctx->now_ms() : now_realtime_ms();
 }
 
+static int64_t steady_ms(const action_ctx *ctx) {
+        return ctx->steady_ms ? ctx->steady_ms() : now_steady_ms();
+}
+
 static void decided(const action_ctx *ctx, const rule *r, const char *result) {
         if (ctx->decided)
                 ctx->decided(ctx->userdata, r, result);
@@ -155,7 +159,7 @@ static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 /* Records the outcome on the intent written before the call. */
 static void record_outcome(action_run *run, act_result result, const char *detail, const char *new_id) {
         const action_ctx *ctx = run->ctx;
-        int64_t now = now_ms(ctx);
+        int64_t now = steady_ms(ctx);
         act_record *rec = state_find_act(ctx->state, run->co.id);
         if (rec) {
                 rec->result = result;
@@ -294,7 +298,7 @@ static void write_intent(action_run *run) {
                 .change_order_id = run->co.id,
                 .rule = run->rule.name,
                 .action = run->rule.action,
-                .intent_ms = now_ms(ctx),
+                .intent_ms = steady_ms(ctx),
                 .result = ACT_INTENT,
         };
         /* The order's claim in the by-order index comes first: it is what
@@ -396,6 +400,7 @@ static void on_recheck(const api_result *r, const change_order *co, void *userda
         rule_input in = {
                 .co = co,
                 .now_ms = now,
+                .steady_ms = steady_ms(ctx),
                 .last_change_ms = run->last_change_ms,
                 .alerts = alerts,
                 .n_alerts = n_alerts,
@@ -429,7 +434,7 @@ int actions_fire(const action_ctx *ctx, const action_fire_input *fi, action_run 
                 .rule = r,
                 .state = ctx->state,
                 .dry_run = fi->dry_run,
-                .now_ms = in->now_ms,
+                .now_ms = steady_ms(ctx),
                 .circuit_open = fi->circuit_open,
         };
         action_gate g = actions_gate(&gi, why, sizeof why);
@@ -442,6 +447,13 @@ int actions_fire(const action_ctx *ctx, const action_fire_input *fi, action_run 
                 /* The write is what failed: try it (no API call) before
                  * spending a re-read on a sequence that would fail the same way. */
                 int k = state_save(ctx->state_dir, ctx->state);
+                if (k >= 0) {
+                        k = state_order_claim(ctx->state_dir, in->co->id, ctx->state->app);
+                        if (k >= 0)
+                                k = state_order_release(ctx->state_dir, in->co->id);
+                        else if (k == -EEXIST)
+                                k = 0; /* the sequence says so, and stops */
+                }
                 if (k < 0)
                         return 0;
                 ctx->memo->intent_failed_co = mfree(ctx->memo->intent_failed_co);

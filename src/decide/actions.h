@@ -43,7 +43,7 @@ typedef struct action_gate_input {
         const rule *rule;
         const app_state *state;
         bool dry_run;
-        int64_t now_ms;
+        int64_t now_ms;     /* steady clock (now_steady_ms): the cooldown's */
         bool circuit_open;
 } action_gate_input;
 
@@ -124,7 +124,9 @@ typedef struct action_ctx {
         app_state *state;           /* the app's durable record */
         const char *state_dir;
         bool stopping;              /* a run that has not sent yet stops */
-        int64_t (*now_ms)(void);    /* NULL: now_realtime_ms */
+        int64_t (*now_ms)(void);    /* NULL: now_realtime_ms (rule inputs) */
+        int64_t (*steady_ms)(void); /* NULL: now_steady_ms (intent, outcome,
+                                     * cooldown: the record's clock) */
         action_alerts_fn alerts;    /* NULL: no alerts */
         action_decided_fn decided;  /* may be NULL */
         action_done_fn done;        /* required */

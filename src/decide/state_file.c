@@ -210,6 +210,7 @@ static int read_record(int dfd, const char *name, const char *expect, app_state 
                         r = -EBADMSG;
                 }
                 if (r >= 0) {
+                        state_convert_times(&s, wall_minus_steady_ms(), false);
                         *out = s;
                         s = (app_state) {};
                         return 0;
@@ -270,8 +271,28 @@ int state_load(const char *dir, const char *key, app_state *out, char **ret_warn
         return r;
 }
 
+/* The text of s with its times on the wall clock (a converted shallow copy:
+ * the strings stay s's). */
+static char *record_text(const app_state *s) {
+        app_state c = *s;
+        c.acts = s->n_acts ? malloc(s->n_acts * sizeof *c.acts) : NULL;
+        c.pending = s->n_pending ? malloc(s->n_pending * sizeof *c.pending) : NULL;
+        char *text = NULL;
+        if ((!s->n_acts || c.acts) && (!s->n_pending || c.pending)) {
+                if (s->n_acts)
+                        memcpy(c.acts, s->acts, s->n_acts * sizeof *c.acts);
+                if (s->n_pending)
+                        memcpy(c.pending, s->pending, s->n_pending * sizeof *c.pending);
+                state_convert_times(&c, wall_minus_steady_ms(), true);
+                text = state_to_json(&c);
+        }
+        free(c.acts);
+        free(c.pending);
+        return text;
+}
+
 static int save_in(int dfd, const app_state *s) {
-        _cleanup_free_ char *text = state_to_json(s);
+        _cleanup_free_ char *text = record_text(s);
         if (!text)
                 return -ENOMEM;
         _cleanup_free_ char *name = file_name(s->app);
@@ -490,6 +511,8 @@ int state_repair(const char *dir, const char *key, const char *name, char **ret_
         int n = text ? state_recover_text(text, len, key, now_realtime_ms(), &s) : 0;
         if (n < 0)
                 return n;
+        /* what the text held is wall clock; save_in writes steady as wall */
+        state_convert_times(&s, wall_minus_steady_ms(), false);
         if (!text && (r = empty_state(&s, key)) < 0)
                 return r;
         _cleanup_free_ char *moved = NULL;

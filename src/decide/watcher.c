@@ -113,7 +113,7 @@ static int load_state(app_watch *a) {
         if (free_and_strdup(&a->state.name, a->name) < 0)
                 return -ENOMEM;
         set_quarantine(a, r != 0 ? warning : NULL);
-        if (!a->quarantined && actions_recover_state(&a->state, a->name, now_realtime_ms()) > 0)
+        if (!a->quarantined && actions_recover_state(&a->state, a->name, now_steady_ms()) > 0)
                 save_state(a);
         return 0;
 }
@@ -232,7 +232,7 @@ static uint64_t next_delay_after_poll(app_watch *a) {
         if (a->phase != APP_ACTIVE)
                 return jitter_usec(idle_interval(a), 0.1);
         return schedule_active_delay(jitter_usec(a->w->cfg->active_poll_interval_usec, 0.1), a->next_fire_ms,
-                                     now_realtime_ms());
+                                     now_steady_ms());
 }
 
 static void cycle_finished(app_watch *a) {
@@ -315,11 +315,14 @@ size_t watcher_drain(watcher *w, void (*done)(void *userdata), void *userdata) {
 static void evaluate(app_watch *a) {
         watcher *w = a->w;
         const firing_alert *alerts = NULL;
-        int64_t now = now_realtime_ms();
-        size_t n_alerts = w->alert_lookup ? w->alert_lookup(w->alert_userdata, a->name, now, &alerts) : 0;
+        int64_t wall = now_realtime_ms();
+        /* `for`, pending matches, cooldown and the breaker: steady clock */
+        int64_t now = now_steady_ms();
+        size_t n_alerts = w->alert_lookup ? w->alert_lookup(w->alert_userdata, a->name, wall, &alerts) : 0;
         rule_input in = {
                 .co = &a->co,
-                .now_ms = now,
+                .now_ms = wall,
+                .steady_ms = now,
                 .last_change_ms = a->last_change_ms,
                 .alerts = alerts,
                 .n_alerts = n_alerts,
@@ -531,7 +534,7 @@ app_watch *app_watch_free(app_watch *a) {
         if (a->action) {
                 a->action = actions_cancel(a->action);
                 /* An intent on disk stays: the call may be out. */
-                if (actions_recover_state(&a->state, a->name, now_realtime_ms()) > 0)
+                if (actions_recover_state(&a->state, a->name, now_steady_ms()) > 0)
                         save_state(a);
         }
         if (a->call)
@@ -636,8 +639,10 @@ void watcher_get_counts(const watcher *w, watcher_counts *out) {
 }
 
 void watcher_summary_get(const watcher *w, int64_t now_ms, watcher_summary *out) {
+        /* now_ms is wall clock (the caller's); the records are steady */
+        int64_t steady = now_ms - wall_minus_steady_ms();
         *out = (watcher_summary){
-                .actions_last_hour = watcher_actions_last_hour(w, now_ms),
+                .actions_last_hour = watcher_actions_last_hour(w, steady),
                 .max_actions_per_hour = w->cfg->max_actions_per_hour,
         };
         watcher_get_counts(w, &out->counts);
@@ -648,7 +653,15 @@ size_t watcher_n_apps(const watcher *w) {
 }
 
 void watcher_app_view_get(const watcher *w, size_t i, watcher_app_view *out) {
-        const app_watch *a = w->apps[i];
+        app_watch *a = w->apps[i];
+        /* the view is for humans: wall clock, like the file */
+        int64_t offset = wall_minus_steady_ms();
+        const act_record *last = a->state.n_acts > 0 ? &a->state.acts[a->state.n_acts - 1] : NULL;
+        if (last) {
+                a->view_last_action = *last;
+                a->view_last_action.intent_ms = state_time_to_wall(last->intent_ms, offset);
+                a->view_last_action.finished_ms = state_time_to_wall(last->finished_ms, offset);
+        }
         *out = (watcher_app_view){
                 .name = a->name,
                 .cfg = a->cfg,
@@ -659,8 +672,8 @@ void watcher_app_view_get(const watcher *w, size_t i, watcher_app_view *out) {
                 .last_poll_ok_ms = a->last_poll_ok_ms,
                 .error_code = a->error_code,
                 .holding_rule = a->holding_rule && a->next_fire_ms ? a->holding_rule : NULL,
-                .next_fire_ms = a->next_fire_ms,
-                .last_action = a->state.n_acts > 0 ? &a->state.acts[a->state.n_acts - 1] : NULL,
+                .next_fire_ms = state_time_to_wall(a->next_fire_ms, offset),
+                .last_action = last ? &a->view_last_action : NULL,
                 .quarantined = a->quarantined,
         };
 }

@@ -64,7 +64,7 @@ int watcher_start(watcher *w) {
         w->once_pending = w->n_apps;
         if (w->opt.once && w->n_apps == 0 && w->opt.once_done)
                 w->opt.once_done(w->opt.userdata, 0);
-        watcher_circuit_check(w, now_realtime_ms());
+        watcher_circuit_check(w, now_steady_ms());
         for (size_t i = 0; i < w->n_apps; i++) {
                 /* The first app polls at once; the rest spread evenly, so start-up
                  * is not a burst the rate limiter has to flatten. */
@@ -152,7 +152,7 @@ int watcher_reconfigure(watcher *w, const config *cfg) {
                         app_watch_schedule(a, jitter_usec(USEC_PER_SEC, 0.5));
         }
         (void)old_n;
-        watcher_circuit_check(w, now_realtime_ms());
+        watcher_circuit_check(w, now_steady_ms());
         return 0;
 }
 
