@@ -84,6 +84,7 @@ static void set_quarantine(app_watch *a, const char *reason) {
                 log_event_send(EV_STATE_QUARANTINED, LOG_ERR, &f, "%s: %s", a->name, reason);
         } else if (was) {
                 a->quarantine_reason = mfree(a->quarantine_reason);
+                a->noted_skipped = 0; /* what the gate says now is news */
                 log_event_send(EV_STATE_QUARANTINED, LOG_NOTICE, &f,
                                "%s: state file reads again; quarantine lifted, acting again", a->name);
         }
@@ -110,10 +111,15 @@ static int load_state(app_watch *a) {
                 a->state.app = strdup(a->state_key);
         if (r != 0 && (!warning || !a->state.app))
                 return -ENOMEM;
+        /* a record read under another name (renamed while stopped, or
+         * migrated) says its new name at once: operators read these files */
+        bool rename_on_disk = r == 0 && !streq_null(a->state.name, a->name) &&
+                              (a->state.name || note || a->state.n_acts || a->state.n_pending ||
+                               a->state.cooldown_until_ms || a->state.last_change_order_id);
         if (free_and_strdup(&a->state.name, a->name) < 0)
                 return -ENOMEM;
         set_quarantine(a, r != 0 ? warning : NULL);
-        if (!a->quarantined && actions_recover_state(&a->state, a->name, now_steady_ms()) > 0)
+        if (!a->quarantined && (actions_recover_state(&a->state, a->name, now_steady_ms()) > 0 || rename_on_disk))
                 save_state(a);
         return 0;
 }
