@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <malloc.h>
 #include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +24,7 @@
 #include "credentials.h"
 #include "http.h"
 #include "log.h"
+#include "metric_eval.h"
 #include "metrics.h"
 #include "rollguard-config.h"
 #include "safe_open.h"
@@ -43,6 +43,9 @@ typedef struct daemon_ctx {
         api_client *api;
         watcher *watcher;
         metrics_registry *metrics;
+        prom_client *prom;          /* metric rules; NULL without prometheus: */
+        metric_eval *metric_eval;
+        action_hooks hooks;
         serve *alerts;
         sd_event_source *status_timer;
         int lock_fd;
@@ -104,6 +107,7 @@ static void help(FILE *f) {
                 "  -v, --verbose      debug logging\n"
                 "  -h, --help         this help\n"
                 "  -V, --version      print the version\n"
+                "  -Q, --query        check: run each metric rule's query once\n"
                 "\n"
                 "Exit status: 0 ok, 1 config error, 2 usage error, 3 runtime or API error.\n"
                 "See rollguard(8) and rollguard.yaml(5).\n",
@@ -117,11 +121,12 @@ static int parse_cli(int argc, char **argv, cli *c) {
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
+                { "query", no_argument, NULL, 'Q' },
                 {},
         };
         *c = (cli){ .config_path = ROLLGUARD_DEFAULT_CONFIG, .command = commands[0].name };
         int o;
-        while ((o = getopt_long(argc, argv, "c:nvhV", opts, NULL)) >= 0) {
+        while ((o = getopt_long(argc, argv, "c:nvhVQ", opts, NULL)) >= 0) {
                 switch (o) {
                 case 'c':
                         c->config_path = optarg;
@@ -138,6 +143,9 @@ static int parse_cli(int argc, char **argv, cli *c) {
                 case 'V':
                         printf("rollguard %s\n", ROLLGUARD_VERSION);
                         return 0;
+                case 'Q':
+                        c->query = true; /* check --query */
+                        break;
                 default:
                         fprintf(stderr, "Try 'rollguard --help'.\n");
                         return -EINVAL;
@@ -293,6 +301,11 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
         } else {
                 config_free(d->cfg);
                 d->cfg = n;
+                _cleanup_free_ char *perr = NULL;
+                if (d->prom && prom_client_reload(d->prom, &perr) < 0)
+                        log_warning("prometheus: keeping the old token: %s", strna(perr));
+                if (n->prom_url && !d->prom)
+                        log_warning("prometheus: a section added by a reload takes effect at the next start; until then its query rules never hold");
                 log_event_send(EV_RELOADED, LOG_NOTICE, NULL, "reloaded %s: watching %zu apps", d->cli.config_path,
                                n->n_apps);
         }
@@ -341,6 +354,8 @@ static int take_state_lock(const char *dir, bool lock, int *ret_fd, char **ret_e
 static void daemon_done(daemon_ctx *d) {
         serve_free(d->alerts);
         watcher_free(d->watcher);
+        metric_eval_free(d->metric_eval);
+        prom_client_free(d->prom);
         api_client_free(d->api);
         cred_provider_free(d->creds);
         http_client_free(d->http);
@@ -350,6 +365,26 @@ static void daemon_done(daemon_ctx *d) {
         metrics_registry_free(d->metrics);
         if (d->lock_fd >= 0)
                 close(d->lock_fd);
+}
+
+/* Metric rules: the Prometheus client and the recheck before acting. The
+ * prometheus section's url and token are read at start (a reload keeps
+ * them; the rules' queries do change). */
+static int start_metric_eval(daemon_ctx *d, char **err) {
+        int r = metric_eval_client_new(d->http, d->cfg, &d->prom, err);
+        if (r < 0) {
+                log_error("prometheus: %s", *err ? *err : strerror(-r));
+                return r;
+        }
+        if (!d->prom)
+                return 0;
+        r = metric_eval_new(d->prom, d->metrics, &d->metric_eval);
+        if (r < 0)
+                return r;
+        d->hooks.recheck = metric_eval_recheck;
+        d->hooks.gate_cancel = metric_eval_gate_cancel;
+        d->hooks.userdata = d->metric_eval;
+        return 0;
 }
 
 static int cmd_run(const cli *c, bool once) {
@@ -419,6 +454,10 @@ static int cmd_run(const cli *c, bool once) {
         api_client_options o = { d.cfg->rate_limit, d.cfg->rate_window_usec, d.cfg->timeout_usec };
         if ((r = api_client_new(d.event, d.http, d.creds, &o, &d.api)) < 0)
                 goto fail;
+        if ((r = start_metric_eval(&d, &err)) < 0) {
+                exit_code = EXIT_CONFIG;
+                goto out;
+        }
         watcher_options wo = {
                 .force_dry_run = c->dry_run,
                 .once = once,
@@ -426,6 +465,8 @@ static int cmd_run(const cli *c, bool once) {
                 .once_done = on_once_done,
                 .userdata = &d,
                 .metrics = d.metrics,
+                .metric_eval = d.metric_eval,
+                .action_hooks = d.metric_eval ? &d.hooks : NULL,
         };
         if ((r = watcher_new(d.event, d.api, d.cfg, &wo, &d.watcher)) < 0)
                 goto fail;
@@ -473,31 +514,6 @@ static int cmd_once(const cli *c) {
         return cmd_run(c, true);
 }
 
-/* libcurl frees request and response buffers that held STS tokens and the
- * metadata service's AccessKeySecret; have it wipe them first. */
-static void wiping_free(void *p) {
-        if (!p)
-                return;
-        OPENSSL_cleanse(p, malloc_usable_size(p));
-        free(p);
-}
-
-static void *wiping_realloc(void *p, size_t n) {
-        if (!p)
-                return malloc(n);
-        if (n == 0) {
-                wiping_free(p);
-                return NULL;
-        }
-        void *q = malloc(n);
-        if (!q)
-                return NULL;
-        size_t old = malloc_usable_size(p);
-        memcpy(q, p, old < n ? old : n);
-        wiping_free(p);
-        return q;
-}
-
 int main(int argc, char **argv) {
         cli c;
         int r = parse_cli(argc, argv, &c);
@@ -507,12 +523,12 @@ int main(int argc, char **argv) {
         log_setup(LOG_TARGET_AUTO, c.verbose);
         /* No core dumps and no ptrace by other users: memory holds secrets. */
         (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-        if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, wiping_free, wiping_realloc, strdup, calloc) !=
-            CURLE_OK) {
+        /* libcurl's allocator wipes what it frees once a secret went through it */
+        if (http_global_init() < 0) {
                 fprintf(stderr, "rollguard: cannot initialise libcurl\n");
                 return EXIT_RUNTIME;
         }
         r = find_command(c.command)->run(&c);
-        curl_global_cleanup();
+        http_global_cleanup();
         return r;
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* libcurl multi on sd-event, after systemd's src/import/curl-util.c: curl
- * tells us which sockets to watch and when to wake it; sd-event does the
- * waiting. Unlike that file we drain every finished transfer per wakeup. */
+/* The outbound HTTP client: requests, their limits and the handle pool,
+ * completion, and libcurl's global allocator. The sd-event glue is in
+ * http_loop.c. */
 #include "http.h"
 
 #include <curl/curl.h>
@@ -12,31 +12,50 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <malloc.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include "http_internal.h"
 #include "rollguard-config.h"
 #include "util.h"
 
 #define HTTP_DEFAULT_TIMEOUT_USEC (10 * USEC_PER_SEC)
 #define HTTP_MAX_CONNECT_TIMEOUT_USEC (5 * USEC_PER_SEC)
-
-typedef struct http_socket http_socket;
-
-struct http_socket {
-        http_client *client;
-        curl_socket_t fd;
-        sd_event_source *source;
-        http_socket *prev, *next;
-};
+/* Idle connections libcurl keeps. Its default, 4 x the handles in use,
+ * shrinks whenever the in-flight count dips, so at 2000 calls/s about one
+ * request in nine opened a new TCP connection. api.c has at most 64 polls
+ * on the wire; actions open their own (fresh_connection) and close them. */
+#define HTTP_MAX_CONNECTS 96L
+/* Finished calls kept with their easy handle, header nodes and buffers for
+ * the next request (an easy handle carries libcurl's 16 KiB download buffer,
+ * so the pool is bounded: steady state needs only a handful). */
+#define HTTP_POOL_MAX 8
+/* A pooled call keeps a body buffer up to this size. */
+#define HTTP_POOL_BODY_MAX (64u * 1024u)
+/* libcurl's receive buffer per easy handle (default 16 KiB). Cloud answers
+ * are 1-2 KiB; with up to 64 polls on the wire the default alone was 1 MiB
+ * of peak RSS. Larger answers just take more reads. */
+#define HTTP_RECV_BUFFER 4096L
 
 struct http_call {
         http_client *client;
         CURL *easy;
-        struct curl_slist *headers;
+        /* Header nodes and their text, ours: curl_slist_append would
+         * allocate twice per header per request. */
+        struct curl_slist *nodes;
+        size_t nodes_cap;
+        char *hdr_buf;
+        size_t hdr_cap;
         char *body;
         size_t body_len;
         size_t body_cap;
+        size_t max_response;
         bool too_large;
+        bool wipe;
+        bool custom_tls; /* set CA/cert/key files: never pooled */
+        bool fresh;
         /* set while its callback runs: the call is no longer cancellable */
         bool completing;
         uint64_t timeout_usec;
@@ -48,77 +67,106 @@ struct http_call {
         http_call *prev, *next;
 };
 
-struct http_client {
-        sd_event *event;
-        CURLM *multi;
-        sd_event_source *timer;
-        sd_event_source *kick; /* curl's "timeout 0": run on the next iteration */
-        http_socket *sockets;
-        http_call *calls;
-        size_t n_calls;
-        /* > 0 while completion callbacks run; http_client_free() then only
-         * cancels and leaves the final free to the drain loop. */
-        unsigned busy;
-        bool free_pending;
-};
+/* ---- the global allocator ---- */
 
 static bool curl_initialized;
+/* Sticky: once a secret may have entered libcurl, every block it frees is
+ * wiped. Before the first wipe request none can hold one. */
+static bool wipe_all;
 
-static int ensure_curl_global(void) {
+static void wiping_free(void *p) {
+        if (!p)
+                return;
+        if (wipe_all)
+                OPENSSL_cleanse(p, malloc_usable_size(p));
+        free(p);
+}
+
+static void *wiping_realloc(void *p, size_t n) {
+        if (!wipe_all)
+                return realloc(p, n);
+        if (!p)
+                return malloc(n);
+        if (n == 0) {
+                wiping_free(p);
+                return NULL;
+        }
+        void *q = malloc(n);
+        if (!q)
+                return NULL;
+        size_t old = malloc_usable_size(p);
+        memcpy(q, p, old < n ? old : n);
+        wiping_free(p);
+        return q;
+}
+
+int http_global_init(void) {
         if (curl_initialized)
                 return 0;
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, wiping_free, wiping_realloc, strdup,
+                                 calloc) != CURLE_OK)
                 return -EIO;
         curl_initialized = true;
         return 0;
 }
 
-/* ---- lists ---- */
+void http_global_cleanup(void) {
+        if (!curl_initialized)
+                return;
+        curl_global_cleanup();
+        curl_initialized = false;
+}
 
-#define LIST_PREPEND(head, item)                   \
-        do {                                       \
-                (item)->prev = NULL;               \
-                (item)->next = (head);             \
-                if (head)                          \
-                        (head)->prev = (item);     \
-                (head) = (item);                   \
-        } while (0)
-
-#define LIST_REMOVE(head, item)                            \
-        do {                                               \
-                if ((item)->prev)                          \
-                        (item)->prev->next = (item)->next; \
-                else                                       \
-                        (head) = (item)->next;             \
-                if ((item)->next)                          \
-                        (item)->next->prev = (item)->prev; \
-                (item)->prev = (item)->next = NULL;        \
-        } while (0)
+int http_wiping_active(void) {
+        return wipe_all;
+}
 
 /* ---- call lifetime ---- */
 
-static void wipe_slist(struct curl_slist *l) {
-        /* Headers may carry the STS token: leave no copy in freed memory. */
-        for (; l; l = l->next)
-                if (l->data)
-                        OPENSSL_cleanse(l->data, strlen(l->data));
-}
-
-/* Detaches the easy handle from the multi and frees everything. */
-static void call_free(http_call *call) {
+/* Frees everything; buffers of a secret-bearing call are wiped first. */
+static void call_destroy(http_call *call) {
         if (!call)
                 return;
-        if (call->easy) {
-                if (call->client && call->client->multi)
-                        curl_multi_remove_handle(call->client->multi, call->easy);
+        if (call->easy)
                 curl_easy_cleanup(call->easy);
+        if (call->wipe) {
+                if (call->hdr_buf)
+                        OPENSSL_cleanse(call->hdr_buf, call->hdr_cap);
+                if (call->body)
+                        OPENSSL_cleanse(call->body, call->body_cap);
         }
-        wipe_slist(call->headers);
-        curl_slist_free_all(call->headers);
-        if (call->body)
-                OPENSSL_cleanse(call->body, call->body_cap);
+        free(call->hdr_buf);
         free(call->body);
+        free(call->nodes);
         free(call);
+}
+
+/* Out of the multi; back into the pool, or freed. Only calls that carried
+ * no secret are pooled: a pooled easy handle keeps its last answer in
+ * libcurl's download buffer. */
+static void call_release(http_client *c, http_call *call) {
+        if (!call)
+                return;
+        if (call->easy && c && c->multi)
+                curl_multi_remove_handle(c->multi, call->easy);
+        if (!c || call->wipe || call->custom_tls || !call->easy || c->free_pending || c->n_pool >= HTTP_POOL_MAX) {
+                call_destroy(call);
+                return;
+        }
+        if (call->body_cap > HTTP_POOL_BODY_MAX) {
+                free(call->body);
+                call->body = NULL;
+                call->body_cap = 0;
+        }
+        call->body_len = 0;
+        call->client = NULL;
+        call->done = NULL;
+        call->userdata = NULL;
+        call->completing = false;
+        call->too_large = false;
+        call->next = c->pool;
+        c->pool = call;
+        c->n_pool++;
 }
 
 static void call_unlink(http_call *call) {
@@ -133,25 +181,32 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *userdata) {
         http_call *call = userdata;
         size_t n = size * nmemb;
 
-        if (n > HTTP_MAX_RESPONSE - call->body_len) {
+        if (n > call->max_response - call->body_len) {
                 call->too_large = true;
                 return 0; /* anything but n aborts with CURLE_WRITE_ERROR */
         }
         if (call->body_len + n + 1 > call->body_cap) {
-                size_t cap = call->body_cap ? call->body_cap : 4096;
+                size_t cap = call->body_cap ? call->body_cap : 2048;
                 while (cap < call->body_len + n + 1)
                         cap *= 2;
-                if (cap > HTTP_MAX_RESPONSE + 1)
-                        cap = HTTP_MAX_RESPONSE + 1;
-                /* Not realloc: bodies can carry credentials (the metadata
-                 * service's answer), so the old buffer is wiped, not leaked. */
-                char *b = malloc(cap);
-                if (!b)
-                        return 0;
-                if (call->body) {
-                        memcpy(b, call->body, call->body_len);
-                        OPENSSL_cleanse(call->body, call->body_cap);
-                        free(call->body);
+                if (cap > call->max_response + 1)
+                        cap = call->max_response + 1;
+                char *b;
+                if (call->wipe) {
+                        /* Not realloc: the body may carry credentials (the
+                         * metadata service's answer); the old copy is wiped. */
+                        b = malloc(cap);
+                        if (!b)
+                                return 0;
+                        if (call->body) {
+                                memcpy(b, call->body, call->body_len);
+                                OPENSSL_cleanse(call->body, call->body_cap);
+                                free(call->body);
+                        }
+                } else {
+                        b = realloc(call->body, cap);
+                        if (!b)
+                                return 0;
                 }
                 call->body = b;
                 call->body_cap = cap;
@@ -160,106 +215,6 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *userdata) {
         call->body_len += n;
         call->body[call->body_len] = 0;
         return n;
-}
-
-static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
-
-static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
-        http_client *c = userp;
-        http_socket *sock = socketp;
-
-        if (what == CURL_POLL_REMOVE) {
-                if (sock) {
-                        curl_multi_assign(c->multi, fd, NULL);
-                        LIST_REMOVE(c->sockets, sock);
-                        sd_event_source_disable_unref(sock->source);
-                        free(sock);
-                }
-                return 0;
-        }
-
-        uint32_t events = 0;
-        if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
-                events |= EPOLLIN;
-        if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
-                events |= EPOLLOUT;
-
-        if (sock) {
-                if (sd_event_source_set_io_events(sock->source, events) < 0)
-                        return -1;
-                if (sd_event_source_set_enabled(sock->source, SD_EVENT_ON) < 0)
-                        return -1;
-                return 0;
-        }
-
-        sock = calloc(1, sizeof *sock);
-        if (!sock)
-                return -1;
-        sock->client = c;
-        sock->fd = fd;
-        if (sd_event_add_io(c->event, &sock->source, fd, events, on_io, sock) < 0) {
-                free(sock);
-                return -1;
-        }
-        (void)sd_event_source_set_description(sock->source, "http-socket");
-        if (curl_multi_assign(c->multi, fd, sock) != CURLM_OK) {
-                sd_event_source_disable_unref(sock->source);
-                free(sock);
-                return -1;
-        }
-        LIST_PREPEND(c->sockets, sock);
-        return 0;
-}
-
-static int on_timer(sd_event_source *s, uint64_t usec, void *userdata);
-
-static int on_kick(sd_event_source *s, void *userdata);
-
-static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
-        http_client *c = userp;
-
-        /* Each call replaces curl's one pending timeout. */
-        if (c->kick && sd_event_source_set_enabled(c->kick, SD_EVENT_OFF) < 0)
-                return -1;
-        if (timeout_ms < 0) {
-                if (c->timer && sd_event_source_set_enabled(c->timer, SD_EVENT_OFF) < 0)
-                        return -1;
-                return 0;
-        }
-
-        /* 0 means "call me soon", which curl says for every request it starts.
-         * A defer source runs it on the next iteration, never from inside
-         * curl, and costs no syscall; a timer at "now" would re-arm the
-         * timerfd twice per request (a fifth of the daemon's CPU at 2000
-         * requests/s, measured with perf). */
-        if (timeout_ms == 0) {
-                if (c->timer && sd_event_source_set_enabled(c->timer, SD_EVENT_OFF) < 0)
-                        return -1;
-                if (!c->kick) {
-                        if (sd_event_add_defer(c->event, &c->kick, on_kick, c) < 0)
-                                return -1;
-                        (void)sd_event_source_set_description(c->kick, "http-kick");
-                }
-                return sd_event_source_set_enabled(c->kick, SD_EVENT_ONESHOT) < 0 ? -1 : 0;
-        }
-
-        uint64_t now;
-        if (sd_event_now(c->event, CLOCK_MONOTONIC, &now) < 0)
-                return -1;
-        uint64_t when = now + (uint64_t)timeout_ms * USEC_PER_MSEC;
-
-        if (c->timer) {
-                if (sd_event_source_set_time(c->timer, when) < 0)
-                        return -1;
-                if (sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT) < 0)
-                        return -1;
-                return 0;
-        }
-        /* accuracy 1us: the default 250ms slack would stretch curl's timeouts */
-        if (sd_event_add_time(c->event, &c->timer, CLOCK_MONOTONIC, when, 1, on_timer, c) < 0)
-                return -1;
-        (void)sd_event_source_set_description(c->timer, "http-timer");
-        return 0;
 }
 
 /* ---- completion ---- */
@@ -273,7 +228,7 @@ static void describe_error(const http_call *call, CURLcode code, bool sent, char
                            size_t bufsz) {
         char d[32];
         if (call->too_large || code == CURLE_FILESIZE_EXCEEDED)
-                snprintf(buf, bufsz, "response too large (over %u bytes)", HTTP_MAX_RESPONSE);
+                snprintf(buf, bufsz, "response too large (over %zu bytes)", call->max_response);
         else if (code == CURLE_OPERATION_TIMEDOUT && !sent)
                 snprintf(buf, bufsz, "connect timeout after %s",
                          format_duration(call->connect_timeout_usec, d, sizeof d));
@@ -303,10 +258,14 @@ static void complete(http_client *c, CURL *easy, CURLcode code) {
         call_unlink(call);
         call->completing = true;
 
-        long status = 0, request_size = 0;
+        long status = 0, request_size = 0, connects = 0;
         (void)curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
         (void)curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &request_size);
+        (void)curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &connects);
         bool sent = request_size > 0;
+        c->stats.requests++;
+        c->stats.new_connections += connects > 0 ? (uint64_t)connects : 0;
+        c->stats.fresh_requests += call->fresh;
 
         char error[CURL_ERROR_SIZE + 64];
         http_response resp = {
@@ -331,12 +290,12 @@ static void complete(http_client *c, CURL *easy, CURLcode code) {
         if (call->done)
                 call->done(&resp, call->userdata);
 
-        call->client = NULL; /* already out of the multi */
-        call_free(call);
+        /* already out of the multi */
+        call_release(c->free_pending ? NULL : c, call);
 }
 
 /* Returns true when the client was freed (by a callback) and must not be touched. */
-static bool drain(http_client *c) {
+bool http_drain(http_client *c) {
         CURLMsg *msg;
         int left;
 
@@ -354,41 +313,10 @@ static bool drain(http_client *c) {
         return false;
 }
 
-static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        http_socket *sock = userdata;
-        http_client *c = sock->client;
-        int action = 0, running;
-
-        if (revents & EPOLLIN)
-                action |= CURL_CSELECT_IN;
-        if (revents & EPOLLOUT)
-                action |= CURL_CSELECT_OUT;
-        if (revents & (EPOLLERR | EPOLLHUP))
-                action |= CURL_CSELECT_ERR;
-
-        /* sock may be freed inside: only c is used from here on */
-        (void)curl_multi_socket_action(c->multi, fd, action, &running);
-        drain(c);
-        return 0;
-}
-
-static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        http_client *c = userdata;
-        int running;
-
-        (void)curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-        drain(c);
-        return 0;
-}
-
-static int on_kick(sd_event_source *s, void *userdata) {
-        return on_timer(s, 0, userdata);
-}
-
 /* ---- public ---- */
 
 int http_client_new(sd_event *e, http_client **ret) {
-        int r = ensure_curl_global();
+        int r = http_global_init();
         if (r < 0)
                 return r;
 
@@ -401,10 +329,8 @@ int http_client_new(sd_event *e, http_client **ret) {
                 http_client_free(c);
                 return -ENOMEM;
         }
-        if (curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, socket_cb) != CURLM_OK ||
-            curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c) != CURLM_OK ||
-            curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb) != CURLM_OK ||
-            curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c) != CURLM_OK) {
+        if (http_loop_attach(c) < 0 ||
+            curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, HTTP_MAX_CONNECTS) != CURLM_OK) {
                 http_client_free(c);
                 return -EIO;
         }
@@ -425,17 +351,16 @@ http_client *http_client_free(http_client *c) {
                 return NULL;
         }
 
+        while (c->pool) {
+                http_call *call = c->pool;
+                c->pool = call->next;
+                call_destroy(call);
+        }
+        c->n_pool = 0;
+        /* closes the cached connections through close_cb, which needs c */
         if (c->multi)
                 curl_multi_cleanup(c->multi);
-        /* curl may keep cached connections' sockets without telling us on cleanup */
-        while (c->sockets) {
-                http_socket *sock = c->sockets;
-                LIST_REMOVE(c->sockets, sock);
-                sd_event_source_disable_unref(sock->source);
-                free(sock);
-        }
-        sd_event_source_disable_unref(c->timer);
-        sd_event_source_disable_unref(c->kick);
+        http_loop_detach(c);
         sd_event_unref(c->event);
         free(c);
         return NULL;
@@ -450,9 +375,89 @@ static bool has_header(const http_request *req, const char *name) {
         return false;
 }
 
+/* The request's headers plus ours, as curl_slist nodes over one buffer the
+ * call keeps between requests. */
+static int build_headers(http_call *call, const http_request *req, bool has_body) {
+        const char *extra[2];
+        size_t n_extra = 0, total = 0;
+
+        /* No "Expect: 100-continue" round trip for our (tiny) bodies. */
+        extra[n_extra++] = "Expect:";
+        /* curl would add a form content-type to PUT/POST; an unsigned header
+         * we did not choose has no business on a signed request. */
+        if (has_body && !has_header(req, "content-type"))
+                extra[n_extra++] = "Content-Type:";
+
+        size_t n = req->n_headers + n_extra;
+        for (size_t i = 0; i < req->n_headers; i++) {
+                if (!req->headers[i])
+                        return -EINVAL;
+                total += strlen(req->headers[i]) + 1;
+        }
+        for (size_t i = 0; i < n_extra; i++)
+                total += strlen(extra[i]) + 1;
+
+        if (n > call->nodes_cap) {
+                struct curl_slist *a = realloc(call->nodes, n * sizeof *a);
+                if (!a)
+                        return -ENOMEM;
+                call->nodes = a;
+                call->nodes_cap = n;
+        }
+        if (total > call->hdr_cap) {
+                size_t cap = total < 1024 ? 1024 : total;
+                char *b = malloc(cap);
+                if (!b)
+                        return -ENOMEM;
+                if (call->hdr_buf && call->wipe)
+                        OPENSSL_cleanse(call->hdr_buf, call->hdr_cap);
+                free(call->hdr_buf);
+                call->hdr_buf = b;
+                call->hdr_cap = cap;
+        }
+        char *p = call->hdr_buf;
+        for (size_t i = 0; i < n; i++) {
+                const char *h = i < req->n_headers ? req->headers[i] : extra[i - req->n_headers];
+                size_t l = strlen(h);
+                memcpy(p, h, l + 1);
+                call->nodes[i].data = p;
+                call->nodes[i].next = i + 1 < n ? &call->nodes[i + 1] : NULL;
+                p += l + 1;
+        }
+        return 0;
+}
+
+#define SET(opt, val)                                          \
+        do {                                                   \
+                if (curl_easy_setopt(e, opt, val) != CURLE_OK) \
+                        return -EIO;                           \
+        } while (0)
+
+/* What every request has: set once per easy handle. */
+static int setup_easy_base(http_client *c, http_call *call) {
+        CURL *e = call->easy;
+        SET(CURLOPT_PRIVATE, (void *)call);
+        SET(CURLOPT_PROTOCOLS_STR, "http,https");
+        SET(CURLOPT_FOLLOWLOCATION, 0L);
+        SET(CURLOPT_NOSIGNAL, 1L);
+        SET(CURLOPT_USERAGENT, "rollguard/" ROLLGUARD_VERSION);
+        SET(CURLOPT_WRITEFUNCTION, write_cb);
+        SET(CURLOPT_WRITEDATA, (void *)call);
+        SET(CURLOPT_ERRORBUFFER, call->errbuf);
+        SET(CURLOPT_BUFFERSIZE, HTTP_RECV_BUFFER);
+        SET(CURLOPT_OPENSOCKETFUNCTION, http_loop_open_cb);
+        SET(CURLOPT_OPENSOCKETDATA, (void *)c);
+        SET(CURLOPT_CLOSESOCKETFUNCTION, http_loop_close_cb);
+        SET(CURLOPT_CLOSESOCKETDATA, (void *)c);
+        return 0;
+}
+
+/* Everything that differs between requests is set every time, so nothing
+ * of a pooled handle's last request carries over. */
 static int setup_easy(http_call *call, const http_request *req) {
         CURL *e = call->easy;
         bool has_body;
+        int r;
 
         if (streq(req->method, "GET"))
                 has_body = false;
@@ -461,63 +466,41 @@ static int setup_easy(http_call *call, const http_request *req) {
         else
                 return -EINVAL;
 
+        call->wipe = req->wipe;
+        call->fresh = req->fresh_connection;
+        call->max_response = req->max_response ? req->max_response : HTTP_MAX_RESPONSE;
+        if (call->max_response > SIZE_MAX / 2)
+                return -EINVAL;
         call->timeout_usec = req->timeout_usec ? req->timeout_usec : HTTP_DEFAULT_TIMEOUT_USEC;
-        call->connect_timeout_usec = call->timeout_usec < HTTP_MAX_CONNECT_TIMEOUT_USEC
-                                             ? call->timeout_usec
-                                             : HTTP_MAX_CONNECT_TIMEOUT_USEC;
+        uint64_t connect = req->connect_timeout_usec ? req->connect_timeout_usec
+                                                     : HTTP_MAX_CONNECT_TIMEOUT_USEC;
+        call->connect_timeout_usec = call->timeout_usec < connect ? call->timeout_usec : connect;
         long timeout_ms = (long)((call->timeout_usec + USEC_PER_MSEC - 1) / USEC_PER_MSEC);
         long connect_ms = (long)((call->connect_timeout_usec + USEC_PER_MSEC - 1) / USEC_PER_MSEC);
+        call->errbuf[0] = 0;
 
-        for (size_t i = 0; i < req->n_headers; i++) {
-                struct curl_slist *l = curl_slist_append(call->headers, req->headers[i]);
-                if (!l)
-                        return -ENOMEM;
-                call->headers = l;
-        }
-        /* No "Expect: 100-continue" round trip for our (tiny) bodies. */
-        struct curl_slist *l = curl_slist_append(call->headers, "Expect:");
-        if (!l)
-                return -ENOMEM;
-        call->headers = l;
-        /* curl would add a form content-type to PUT/POST; an unsigned header
-         * we did not choose has no business on a signed request. */
-        if (has_body && !has_header(req, "content-type")) {
-                l = curl_slist_append(call->headers, "Content-Type:");
-                if (!l)
-                        return -ENOMEM;
-                call->headers = l;
-        }
+        r = build_headers(call, req, has_body);
+        if (r < 0)
+                return r;
 
-#define SET(opt, val)                                        \
-        do {                                                 \
-                if (curl_easy_setopt(e, opt, val) != CURLE_OK) \
-                        return -EIO;                         \
-        } while (0)
-
-        SET(CURLOPT_PRIVATE, (void *)call);
         SET(CURLOPT_URL, req->url);
-        SET(CURLOPT_PROTOCOLS_STR, "http,https");
-        SET(CURLOPT_FOLLOWLOCATION, 0L);
-        SET(CURLOPT_NOSIGNAL, 1L);
         SET(CURLOPT_TIMEOUT_MS, timeout_ms);
         SET(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
-        if (req->fresh_connection) {
-                SET(CURLOPT_FRESH_CONNECT, 1L);
-                SET(CURLOPT_FORBID_REUSE, 1L);
-        }
+        SET(CURLOPT_FRESH_CONNECT, req->fresh_connection ? 1L : 0L);
+        SET(CURLOPT_FORBID_REUSE, req->fresh_connection ? 1L : 0L);
+        SET(CURLOPT_HTTPHEADER, call->nodes);
+        /* TLS files (etcd with a private CA or client certificates): such
+         * a handle is never pooled, so they cannot carry over to a request
+         * that did not ask for them. */
+        call->custom_tls = req->ca_file || req->cert_file || req->key_file;
         if (req->ca_file)
                 SET(CURLOPT_CAINFO, req->ca_file);
         if (req->cert_file)
                 SET(CURLOPT_SSLCERT, req->cert_file);
         if (req->key_file)
                 SET(CURLOPT_SSLKEY, req->key_file);
-        SET(CURLOPT_USERAGENT, "rollguard/" ROLLGUARD_VERSION);
-        SET(CURLOPT_HTTPHEADER, call->headers);
-        SET(CURLOPT_WRITEFUNCTION, write_cb);
-        SET(CURLOPT_WRITEDATA, (void *)call);
-        SET(CURLOPT_ERRORBUFFER, call->errbuf);
         /* Fail early when the server announces a body over the cap. */
-        SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)HTTP_MAX_RESPONSE);
+        SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)call->max_response);
 
         if (has_body) {
                 /* A sized (possibly empty) body: no chunked encoding, and the
@@ -526,10 +509,31 @@ static int setup_easy(http_call *call, const http_request *req) {
                 SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(req->body ? req->body_len : 0));
                 SET(CURLOPT_COPYPOSTFIELDS, req->body && req->body_len ? req->body : "");
                 SET(CURLOPT_CUSTOMREQUEST, req->method);
-        } else
+        } else {
+                SET(CURLOPT_CUSTOMREQUEST, (char *)NULL);
                 SET(CURLOPT_HTTPGET, 1L);
-#undef SET
+        }
         return 0;
+}
+#undef SET
+
+static http_call *call_get(http_client *c) {
+        http_call *call = c->pool;
+        if (call) {
+                c->pool = call->next;
+                c->n_pool--;
+                call->next = NULL;
+                return call;
+        }
+        call = calloc(1, sizeof *call);
+        if (!call)
+                return NULL;
+        call->easy = curl_easy_init();
+        if (!call->easy || setup_easy_base(c, call) < 0) {
+                call_destroy(call);
+                return NULL;
+        }
+        return call;
 }
 
 int http_submit(http_client *c, const http_request *req, http_done_fn done, void *userdata,
@@ -538,26 +542,24 @@ int http_submit(http_client *c, const http_request *req, http_done_fn done, void
                 return -EINVAL;
         if (c->free_pending)
                 return -ESHUTDOWN;
+        /* Before any of it reaches libcurl (see http_request.wipe). */
+        if (req->wipe)
+                wipe_all = true;
 
-        http_call *call = calloc(1, sizeof *call);
+        http_call *call = call_get(c);
         if (!call)
                 return -ENOMEM;
         call->done = done;
         call->userdata = userdata;
-        call->easy = curl_easy_init();
-        if (!call->easy) {
-                call_free(call);
-                return -ENOMEM;
-        }
         int r = setup_easy(call, req);
         if (r < 0) {
-                call_free(call);
+                call_destroy(call);
                 return r;
         }
 
         call->started_usec = now_monotonic_usec();
         if (curl_multi_add_handle(c->multi, call->easy) != CURLM_OK) {
-                call_free(call);
+                call_destroy(call);
                 return -EIO;
         }
         call->client = c;
@@ -572,10 +574,27 @@ int http_submit(http_client *c, const http_request *req, http_done_fn done, void
 void http_call_cancel(http_call *call) {
         if (!call || call->completing)
                 return;
+        http_client *c = call->client;
         call_unlink(call);
-        call_free(call);
+        /* Cut off mid-transfer: its connection is closed by curl; the handle
+         * is fine to reuse. */
+        call_release(c, call);
 }
 
 size_t http_in_flight(const http_client *c) {
         return c ? c->n_calls : 0;
+}
+
+void http_client_flush(http_client *c) {
+        if (!c || c->running > 0 || c->busy > 0 || !c->kick)
+                return;
+        int enabled = SD_EVENT_OFF;
+        if (sd_event_source_get_enabled(c->kick, &enabled) < 0 || enabled == SD_EVENT_OFF)
+                return;
+        (void)sd_event_source_set_enabled(c->kick, SD_EVENT_OFF);
+        (void)http_loop_run(c, CURL_SOCKET_TIMEOUT, 0);
+}
+
+void http_client_stats(const http_client *c, http_stats *out) {
+        *out = c ? c->stats : (http_stats){};
 }

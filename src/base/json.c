@@ -38,21 +38,59 @@ const cJSON *json_path(const cJSON *obj, const char *dotted) {
         return obj;
 }
 
-int json_get_string(const cJSON *obj, const char *name, char **ret) {
+int json_get_string_ref(const cJSON *obj, const char *name, char *buf, size_t bufsz, const char **ret) {
         const cJSON *v = json_member(obj, name);
         if (!v)
                 return 0;
-        char *s;
-        if (cJSON_IsString(v))
-                s = strdup(v->valuestring);
-        else if (cJSON_IsNumber(v)) {
-                double d = v->valuedouble;
-                if (d == floor(d) && fabs(d) < 9.007199254740992e15)
-                        s = strdup_printf("%" PRId64, (int64_t)d);
-                else
-                        s = strdup_printf("%.17g", d);
-        } else
+        if (cJSON_IsString(v)) {
+                *ret = v->valuestring;
+                return 1;
+        }
+        if (!cJSON_IsNumber(v))
                 return -EBADMSG;
+        double d = v->valuedouble;
+        int n;
+        if (d == floor(d) && fabs(d) < 9.007199254740992e15)
+                n = snprintf(buf, bufsz, "%" PRId64, (int64_t)d);
+        else
+                n = snprintf(buf, bufsz, "%.17g", d);
+        if (n < 0 || (size_t)n >= bufsz)
+                return -ENOBUFS;
+        *ret = buf;
+        return 1;
+}
+
+const char *json_where_item(char *buf, size_t bufsz, const char *prefix, size_t index) {
+        char digits[24];
+        size_t nd = 0;
+        do
+                digits[nd++] = (char)('0' + index % 10);
+        while ((index /= 10) > 0);
+        size_t pl = strlen(prefix);
+        if (bufsz == 0)
+                return buf;
+        if (pl + nd + 3 > bufsz) {
+                snprintf(buf, bufsz, "%s", prefix);
+                return buf;
+        }
+        char *p = buf;
+        memcpy(p, prefix, pl);
+        p += pl;
+        *p++ = '[';
+        while (nd > 0)
+                *p++ = digits[--nd];
+        *p++ = ']';
+        *p = 0;
+        return buf;
+}
+
+int json_get_string(const cJSON *obj, const char *name, char **ret) {
+        char buf[32];
+        const char *ref = NULL;
+        int r = json_get_string_ref(obj, name, buf, sizeof buf, &ref);
+        if (r <= 0)
+                return r;
+        char *s = strdup(ref);
         if (!s)
                 return -ENOMEM;
         free(*ret);

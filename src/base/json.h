@@ -18,6 +18,9 @@ const cJSON *json_path(const cJSON *obj, const char *dotted);
 
 /* string; a number is formatted (ids sometimes come as numbers). *ret malloc'ed. */
 int json_get_string(const cJSON *obj, const char *name, char **ret);
+/* The same without a copy: *ret points into obj (a string) or into buf
+ * (a number, formatted there; 32 bytes hold any). Valid while both live. */
+int json_get_string_ref(const cJSON *obj, const char *name, char *buf, size_t bufsz, const char **ret);
 /* number or decimal string; must be integral and within int64. */
 int json_get_int64(const cJSON *obj, const char *name, int64_t *ret);
 int json_get_int(const cJSON *obj, const char *name, int *ret);
@@ -30,6 +33,10 @@ int json_get_bool(const cJSON *obj, const char *name, bool *ret);
  * "Data.Pipelines[2].Status: expected a number". */
 int json_error(char **ret_error, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int json_field_error(char **ret_error, const char *where, const char *name, const char *what);
+/* "PREFIX[index]" into buf, the JSON path of a list item, without printf
+ * (parsers build one per list item, error or not). Cut short when buf is
+ * too small; returns buf. */
+const char *json_where_item(char *buf, size_t bufsz, const char *prefix, size_t index);
 /* "" counts as absent: that is how the APIs say "none". */
 int json_read_string(const cJSON *obj, const char *where, const char *name, char **ret, char **ret_error);
 int json_read_int(const cJSON *obj, const char *where, const char *name, int *ret, char **ret_error);

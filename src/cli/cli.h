@@ -20,6 +20,7 @@ typedef struct cli {
         const char *config_path;
         bool dry_run;
         bool verbose;
+        bool query;     /* check --query: ask Prometheus once per query rule */
         const char *command;
         char **args;   /* the words after the command (only for commands that take them) */
         int n_args;

@@ -48,6 +48,7 @@ struct api_call {
         void *userdata;
         void (*destroy)(void *userdata); /* when it ends without done() */
         http_call *http;       /* non-NULL while in flight */
+        char strings[];        /* what the char * above point into */
 };
 
 typedef struct call_list {
@@ -79,248 +80,6 @@ struct api_client {
         bool free_pending;
 };
 
-const char *api_outcome_name(api_outcome o) {
-        switch (o) {
-        case API_OK:
-                return "ok";
-        case API_TRANSIENT:
-                return "transient";
-        case API_THROTTLED:
-                return "throttled";
-        case API_PERMANENT:
-                return "permanent";
-        case API_NOT_RUNNING:
-                return "not-running";
-        }
-        return "unknown";
-}
-
-/* ---- classification (pure) ---- */
-
-/* Copies at most dstsz-1 bytes for log lines: control characters become
- * spaces (a hostile body must not forge log lines) and a cut never splits a
- * UTF-8 sequence. */
-static void copy_text(char *dst, size_t dstsz, const char *src, size_t srclen) {
-        size_t n = srclen < dstsz - 1 ? srclen : dstsz - 1;
-        if (n < srclen)
-                while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
-                        n--;
-        for (size_t i = 0; i < n; i++) {
-                unsigned char ch = (unsigned char)src[i];
-                dst[i] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
-        }
-        dst[n] = 0;
-}
-
-static void set_text(char *dst, size_t dstsz, const char *src) {
-        copy_text(dst, dstsz, src, strlen(src));
-}
-
-/* Reads a string-or-number field; absent, null, "" and unreadable types all
- * count as absent: a field of the wrong type must not fail the whole answer. */
-static bool read_field(const cJSON *obj, const char *name, char *dst, size_t dstsz) {
-        _cleanup_free_ char *s = NULL;
-        if (json_get_string(obj, name, &s) <= 0 || !s || !*s)
-                return false;
-        set_text(dst, dstsz, s);
-        return true;
-}
-
-static bool starts_with(const char *s, const char *prefix) {
-        return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
-static bool ends_with(const char *s, const char *suffix) {
-        size_t l = strlen(s), n = strlen(suffix);
-        return l >= n && streq(s + l - n, suffix);
-}
-
-static bool code_means_success(const char *code) {
-        if (streq(code, "200") || !strcasecmp(code, "OK") || !strcasecmp(code, "Success"))
-                return true;
-        /* numeric 2xx, e.g. Code: 204 */
-        return strlen(code) == 3 && code[0] == '2' && code[1] >= '0' && code[1] <= '9' &&
-               code[2] >= '0' && code[2] <= '9';
-}
-
-/* Outcome for an error code we know by name; false when unknown. */
-static bool classify_code(const char *code, api_outcome *ret) {
-        static const char *const transient_prefix[] = {
-                "System.Upgrading",
-                "ServiceUnavailable",
-                "InternalError",
-        };
-        static const char *const permanent_exact[] = {
-                "Resouce.no.permission", /* sic, as the API spells it */
-                "Resource.no.permission",
-                "SignatureDoesNotMatch",
-                "IncompleteSignature",
-        };
-        static const char *const permanent_prefix[] = {
-                "Forbidden",
-                "NoPermission",
-                "InvalidAccessKeyId",
-                "InvalidParameter",
-                "MissingParameter",
-        };
-
-        if (starts_with(code, "Throttling")) {
-                *ret = API_THROTTLED;
-                return true;
-        }
-        if (streq(code, "Application.ChangerOrder.Not.Running")) {
-                *ret = API_NOT_RUNNING;
-                return true;
-        }
-        for (size_t i = 0; i < ELEMENTSOF(transient_prefix); i++)
-                if (starts_with(code, transient_prefix[i])) {
-                        *ret = API_TRANSIENT;
-                        return true;
-                }
-        for (size_t i = 0; i < ELEMENTSOF(permanent_exact); i++)
-                if (streq(code, permanent_exact[i])) {
-                        *ret = API_PERMANENT;
-                        return true;
-                }
-        for (size_t i = 0; i < ELEMENTSOF(permanent_prefix); i++)
-                if (starts_with(code, permanent_prefix[i])) {
-                        *ret = API_PERMANENT;
-                        return true;
-                }
-        if (ends_with(code, ".NotFound")) {
-                *ret = API_PERMANENT;
-                return true;
-        }
-        return false;
-}
-
-static api_outcome classify_status(long status) {
-        if (status == 429)
-                return API_THROTTLED;
-        if (status >= 500 && status <= 599)
-                return API_TRANSIENT;
-        /* 404 and every other 4xx, and 3xx (we never follow redirects) */
-        return API_PERMANENT;
-}
-
-static bool is_2xx(long status) {
-        return status >= 200 && status <= 299;
-}
-
-static bool looks_like_html(const char *body, size_t len) {
-        size_t i = 0;
-        while (i < len && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n'))
-                i++;
-        return i < len && body[i] == '<';
-}
-
-static bool only_whitespace(const char *p, const char *end) {
-        for (; p < end; p++)
-                if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
-                        return false;
-        return true;
-}
-
-/* Status 0 means no HTTP answer came: then body (if any) is the transport
- * error text from http.c ("timeout after 10s", curl's message). */
-void api_classify(long http_status, const char *body, size_t body_len, api_result *out,
-                  cJSON **ret_json) {
-        *out = (api_result){ .http_status = http_status };
-        if (ret_json)
-                *ret_json = NULL;
-        if (!body)
-                body_len = 0;
-
-        if (http_status <= 0) {
-                out->outcome = API_TRANSIENT;
-                out->http_status = 0;
-                if (body_len > 0)
-                        copy_text(out->message, sizeof out->message, body, body_len);
-                else
-                        set_text(out->message, sizeof out->message, "no response");
-                return;
-        }
-        /* The server answered, so it got the request. */
-        out->maybe_delivered = true;
-
-        cJSON *json = NULL;
-        size_t error_at = 0;
-        bool trailing_junk = false;
-        if (body_len > 0) {
-                const char *end = NULL;
-                json = cJSON_ParseWithLengthOpts(body, body_len, &end, false);
-                if (!json) {
-                        const char *at = end ? end : cJSON_GetErrorPtr();
-                        if (at && at >= body && at <= body + body_len)
-                                error_at = (size_t)(at - body);
-                } else if (end && !only_whitespace(end, body + body_len)) {
-                        trailing_junk = true;
-                        error_at = (size_t)(end - body);
-                        cJSON_Delete(json);
-                        json = NULL;
-                }
-        }
-        const cJSON *obj = cJSON_IsObject(json) ? json : NULL;
-
-        bool have_code = false, have_message = false;
-        bool success = true;
-        int have_success = 0;
-        if (obj) {
-                have_code = read_field(obj, "Code", out->code, sizeof out->code) ||
-                            read_field(obj, "ErrorCode", out->code, sizeof out->code);
-                have_message = read_field(obj, "Message", out->message, sizeof out->message) ||
-                               read_field(obj, "ErrorMessage", out->message, sizeof out->message);
-                (void)read_field(obj, "RequestId", out->request_id, sizeof out->request_id);
-                have_success = json_get_bool(obj, "Success", &success);
-        }
-        bool code_is_success = have_code && code_means_success(out->code);
-
-        if (!obj) {
-                /* No JSON object to read: the status alone decides, except that a
-                 * 2xx we cannot read is not success either (try again later). */
-                const char *what;
-                char buf[64];
-                if (body_len == 0)
-                        what = "empty body";
-                else if (looks_like_html(body, body_len))
-                        what = "HTML error page";
-                else if (json)
-                        what = "response is not a JSON object";
-                else {
-                        snprintf(buf, sizeof buf, "%s JSON at byte %zu",
-                                 trailing_junk ? "trailing data after" : "malformed", error_at);
-                        what = buf;
-                }
-                out->outcome = is_2xx(http_status) ? API_TRANSIENT : classify_status(http_status);
-                snprintf(out->message, sizeof out->message, "HTTP %ld: %s", http_status, what);
-        } else if (is_2xx(http_status)) {
-                bool failed = (have_success == 1 && !success) ||
-                              (have_code && !code_is_success && !(have_success == 1 && success));
-                if (!failed)
-                        out->outcome = API_OK;
-                else if (!have_code || code_is_success || !classify_code(out->code, &out->outcome))
-                        /* The server said no without saying why: asking again
-                         * will get the same answer. */
-                        out->outcome = API_PERMANENT;
-                if (failed && !have_message)
-                        snprintf(out->message, sizeof out->message,
-                                 "HTTP %ld: request failed (Success: false)", http_status);
-        } else {
-                if (!have_code || code_is_success || !classify_code(out->code, &out->outcome))
-                        out->outcome = classify_status(http_status);
-                if (!have_message)
-                        snprintf(out->message, sizeof out->message, "HTTP %ld", http_status);
-        }
-        /* a success code on an error status says nothing: do not report it */
-        if (code_is_success && out->outcome != API_OK)
-                out->code[0] = 0;
-
-        if (ret_json)
-                *ret_json = json;
-        else
-                cJSON_Delete(json);
-}
-
 /* ---- queue helpers ---- */
 
 static void list_append(call_list *l, api_call *call) {
@@ -348,16 +107,7 @@ static void list_remove(call_list *l, api_call *call) {
 static void call_free(api_call *call) {
         if (!call)
                 return;
-        free(call->origin);
-        free(call->host);
-        free(call->path);
-        free(call->method);
-        free(call->action);
-        free(call->version);
-        for (size_t i = 0; i < call->n_query; i++) {
-                free(call->query_name[i]);
-                free(call->query_value[i]);
-        }
+        /* the strings live in the same block (copy_request) */
         free(call);
 }
 
@@ -447,39 +197,6 @@ static void schedule_dispatch(api_client *c) {
         (void)sd_event_source_set_enabled(c->dispatch_source, SD_EVENT_ONESHOT);
 }
 
-/* Each path segment percent-encoded, the "/" kept: the URI the signature covers. */
-static char *encode_path(const char *path) {
-        size_t cap = strlen(path) * 3 + 2, off = 0;
-        char *out = malloc(cap);
-        if (!out)
-                return NULL;
-        const char *p = path;
-        while (*p) {
-                if (*p == '/') {
-                        out[off++] = '/';
-                        p++;
-                        continue;
-                }
-                size_t n = strcspn(p, "/");
-                char *seg = strndup(p, n);
-                char *enc = seg ? acs_percent_encode(seg) : NULL;
-                free(seg);
-                if (!enc) {
-                        free(out);
-                        return NULL;
-                }
-                size_t l = strlen(enc);
-                memcpy(out + off, enc, l);
-                off += l;
-                free(enc);
-                p += n;
-        }
-        if (off == 0)
-                out[off++] = '/';
-        out[off] = 0;
-        return out;
-}
-
 static void on_http_done(const http_response *resp, void *userdata);
 
 static int send_call(api_client *c, api_call *call, const credentials *cr, uint64_t now) {
@@ -507,33 +224,40 @@ static int send_call(api_client *c, api_call *call, const credentials *cr, uint6
                 .nonce = nonce,
                 .security_token = cr->security_token,
         };
-        sign_output out = {};
-        r = sign_request(&in, cr->access_key_id, cr->access_key_secret, &out);
+        sign_result out;
+        r = sign_request_into(&in, cr->access_key_id, cr->access_key_secret, &out);
         if (r < 0)
                 return r;
 
-        _cleanup_free_ char *path = encode_path(call->path);
-        _cleanup_free_ char *url = NULL;
-        if (path)
-                url = strdup_printf("%s%s%s%s", call->origin, path,
-                                    out.canonical_query && *out.canonical_query ? "?" : "",
-                                    out.canonical_query ? out.canonical_query : "");
-        if (!url) {
-                sign_output_done(&out);
-                return -ENOMEM;
+        /* The URI the signature covers is the one sent. */
+        char stack_url[1024];
+        _cleanup_free_ char *heap_url = NULL;
+        const char *url = stack_url;
+        const char *qm = *out.canonical_query ? "?" : "";
+        int n = snprintf(stack_url, sizeof stack_url, "%s%s%s%s", call->origin, out.canonical_uri, qm,
+                         out.canonical_query);
+        if (n < 0 || (size_t)n >= sizeof stack_url) {
+                url = heap_url = strdup_printf("%s%s%s%s", call->origin, out.canonical_uri, qm,
+                                               out.canonical_query);
+                if (!url) {
+                        sign_result_done(&out);
+                        return -ENOMEM;
+                }
         }
 
         http_request hr = {
                 .method = call->method,
                 .url = url,
-                .headers = (const char *const *)out.headers,
+                .headers = out.headers,
                 .n_headers = out.n_headers,
                 .timeout_usec = c->opt.timeout_usec,
                 /* Every call that changes something is a PUT (SPEC 4). */
                 .fresh_connection = streq(call->method, "PUT"),
+                /* an STS token in the headers; the static secret never leaves */
+                .wipe = cr->security_token != NULL,
         };
         r = http_submit(c->http, &hr, on_http_done, call, &call->http);
-        sign_output_done(&out); /* http copied the headers */
+        sign_result_done(&out); /* http copied the headers */
         if (r < 0) {
                 call->http = NULL;
                 return r;
@@ -633,7 +357,11 @@ static bool dispatch(api_client *c) {
 }
 
 static int on_dispatch(sd_event_source *s, void *userdata) {
-        (void)dispatch(userdata);
+        api_client *c = userdata;
+        http_client *h = c->http; /* outlives c */
+        /* What just went to http leaves in this iteration, not the next. */
+        if (!dispatch(c))
+                http_client_flush(h);
         return 0;
 }
 
@@ -666,8 +394,11 @@ static void on_http_done(const http_response *resp, void *userdata) {
 
         bool gone = deliver(c, call, &res);
         cJSON_Delete(json);
+        /* A slot is free and the callback may have queued the next call
+         * (the change order after the status): send it from here, inside
+         * http's wakeup, which starts it before going back to the loop. */
         if (!gone)
-                schedule_dispatch(c);
+                (void)dispatch(c);
 }
 
 /* ---- public ---- */
@@ -741,7 +472,8 @@ int api_client_reconfigure(api_client *c, const api_client_options *opt) {
         return 0;
 }
 
-static int copy_request(api_call *call, const char *base_url, const api_request *req) {
+/* Everything the call needs later, in one allocation after the struct. */
+static int new_call(const char *base_url, const api_request *req, api_call **ret) {
         const char *sep = strstr(base_url, "://");
         if (!sep)
                 return -EINVAL;
@@ -760,25 +492,44 @@ static int copy_request(api_call *call, const char *base_url, const api_request 
                 return -EINVAL;
         while (base_path_len > 0 && base_path[base_path_len - 1] == '/')
                 base_path_len--;
+        size_t origin_len = (size_t)(authority - base_url) + auth_len;
 
-        call->origin = strndup(base_url, (size_t)(authority - base_url) + auth_len);
-        call->host = strndup(authority, auth_len);
-        call->path = strdup_printf("%.*s%s", (int)base_path_len, base_path, req->path);
-        call->method = strdup(req->method);
-        call->action = strdup(req->action);
-        call->version = strdup(req->version);
-        if (!call->origin || !call->host || !call->path || !call->method || !call->action ||
-            !call->version)
-                return -ENOMEM;
+        size_t total = origin_len + 1 + auth_len + 1 + base_path_len + strlen(req->path) + 1 +
+                       strlen(req->method) + 1 + strlen(req->action) + 1 + strlen(req->version) + 1;
         for (size_t i = 0; i < req->n_query; i++) {
                 if (!req->query[i].name)
                         return -EINVAL;
-                call->query_name[i] = strdup(req->query[i].name);
-                call->query_value[i] = strdup(req->query[i].value ? req->query[i].value : "");
-                call->n_query = i + 1;
-                if (!call->query_name[i] || !call->query_value[i])
-                        return -ENOMEM;
+                total += strlen(req->query[i].name) + 1 +
+                         strlen(req->query[i].value ? req->query[i].value : "") + 1;
         }
+        api_call *call = calloc(1, sizeof *call + total);
+        if (!call)
+                return -ENOMEM;
+        char *p = call->strings;
+#define PUT(dst, src, len)                 \
+        do {                               \
+                (dst) = p;                 \
+                memcpy(p, (src), (len));   \
+                p[(len)] = 0;              \
+                p += (len) + 1;            \
+        } while (0)
+        PUT(call->origin, base_url, origin_len);
+        PUT(call->host, authority, auth_len);
+        call->path = p;
+        memcpy(p, base_path, base_path_len);
+        p += base_path_len;
+        PUT(p, req->path, strlen(req->path));
+        PUT(call->method, req->method, strlen(req->method));
+        PUT(call->action, req->action, strlen(req->action));
+        PUT(call->version, req->version, strlen(req->version));
+        for (size_t i = 0; i < req->n_query; i++) {
+                const char *v = req->query[i].value ? req->query[i].value : "";
+                PUT(call->query_name[i], req->query[i].name, strlen(req->query[i].name));
+                PUT(call->query_value[i], v, strlen(v));
+        }
+#undef PUT
+        call->n_query = req->n_query;
+        *ret = call;
         return 0;
 }
 
@@ -791,14 +542,10 @@ int api_submit(api_client *c, const char *base_url, const api_request *req, api_
         if (c->free_pending)
                 return -ESHUTDOWN;
 
-        api_call *call = calloc(1, sizeof *call);
-        if (!call)
-                return -ENOMEM;
-        int r = copy_request(call, base_url, req);
-        if (r < 0) {
-                call_free(call);
+        api_call *call = NULL;
+        int r = new_call(base_url, req, &call);
+        if (r < 0)
                 return r;
-        }
         call->client = c;
         call->prio = prio;
         call->done = done;

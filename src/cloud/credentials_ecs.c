@@ -262,6 +262,7 @@ static int ecs_submit(ecs_role *p, ecs_step step) {
                 .headers = headers,
                 .n_headers = 1,
                 .timeout_usec = p->timeout_usec,
+                .wipe = 1, /* the token header out, AccessKeySecret back */
         };
         int r = http_submit(p->http, &req, on_ecs_response, p, &p->call);
         free_secret(header); /* http keeps its own (wiped) copy */

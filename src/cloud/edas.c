@@ -122,7 +122,7 @@ int edas_parse_change_order_list(const cJSON *root, app_activity *out, char **re
         const cJSON *item;
         cJSON_ArrayForEach(item, list) {
                 char where[128];
-                snprintf(where, sizeof where, "%s[%zu]", list_where, i++);
+                json_where_item(where, sizeof where, list_where, i++);
                 if (!cJSON_IsObject(item))
                         return json_error(ret_error, "%s: expected an object", where);
 
@@ -178,7 +178,7 @@ static int parse_pipelines(const cJSON *info, const char *info_name, change_orde
                 if (co->n_pipelines >= n)
                         break;
                 char where[128];
-                snprintf(where, sizeof where, "%s[%zu]", list_where, co->n_pipelines);
+                json_where_item(where, sizeof where, list_where, co->n_pipelines);
                 /* Counted before parsing so change_order_done frees a half-read entry. */
                 pipeline *p = &co->pipelines[co->n_pipelines++];
                 *p = (pipeline){ .status = CO_UNKNOWN };

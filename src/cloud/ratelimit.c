@@ -25,12 +25,23 @@ static uint64_t add_saturating(uint64_t a, uint64_t b) {
 }
 
 uint64_t ratelimit_next_allowed(const ratelimit *r, uint64_t now_usec) {
-        if (r->limit == 0 || r->count < r->limit)
+        return ratelimit_next_allowed_n(r, now_usec, 1);
+}
+
+uint64_t ratelimit_next_allowed_n(const ratelimit *r, uint64_t now_usec, unsigned n) {
+        if (r->limit == 0 || n == 0)
                 return now_usec;
-        /* The ring is full, so its oldest stamp is the limit-th newest call.
-         * One more call fits once that stamp has left the window
-         * (now - window, now], i.e. from oldest + window on. */
-        uint64_t free_at = add_saturating(r->stamps[r->head], r->window_usec);
+        if (n > r->limit)
+                return UINT64_MAX;
+        /* n more fit once at most limit - n of the recorded calls are still in
+         * the window. The ring holds the newest `count` calls in order, so the
+         * one that must leave last is the (limit - n + 1)-th newest; every
+         * call older than the ring left the window before it. */
+        size_t keep = r->limit - n;
+        if (r->count <= keep)
+                return now_usec;
+        size_t idx = (r->head + (r->count - keep - 1)) % r->limit;
+        uint64_t free_at = add_saturating(r->stamps[idx], r->window_usec);
         return free_at > now_usec ? free_at : now_usec;
 }
 
@@ -61,4 +72,12 @@ size_t ratelimit_in_window(const ratelimit *r, uint64_t now_usec) {
                         n++;
         }
         return n;
+}
+
+void ratelimit_carry(ratelimit *dst, const ratelimit *src) {
+        if (dst->limit == 0 || src->limit == 0)
+                return;
+        size_t keep = src->count < dst->limit ? src->count : dst->limit;
+        for (size_t i = src->count - keep; i < src->count; i++)
+                ratelimit_record(dst, src->stamps[(src->head + i) % src->limit]);
 }

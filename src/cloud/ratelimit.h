@@ -20,7 +20,13 @@ void ratelimit_done(ratelimit *r);
 
 /* Earliest monotonic time >= now at which one more call keeps the promise. */
 uint64_t ratelimit_next_allowed(const ratelimit *r, uint64_t now_usec);
+/* Earliest time >= now at which `n` more calls fit in the window (the
+ * budget keeps headroom for actions this way). UINT64_MAX when n > limit. */
+uint64_t ratelimit_next_allowed_n(const ratelimit *r, uint64_t now_usec, unsigned n);
 /* Record a call made at now_usec. Callers check next_allowed first. */
 void ratelimit_record(ratelimit *r, uint64_t now_usec);
 /* Calls inside the window ending at now. */
 size_t ratelimit_in_window(const ratelimit *r, uint64_t now_usec);
+/* Records src's newest calls (as many as dst holds) into an empty dst, so a
+ * reload with a new limit keeps the window the server still counts. */
+void ratelimit_carry(ratelimit *dst, const ratelimit *src);

@@ -257,7 +257,7 @@ int sae_parse_change_order_list(const cJSON *root, app_activity *out, char **ret
         const cJSON *item;
         cJSON_ArrayForEach(item, list) {
                 char where[64];
-                snprintf(where, sizeof where, "Data.ChangeOrderList[%zu]", i++);
+                json_where_item(where, sizeof where, "Data.ChangeOrderList", i++);
                 if (!cJSON_IsObject(item))
                         return json_error(ret_error, "%s: expected an object", where);
 
@@ -310,7 +310,7 @@ static int parse_pipelines(const cJSON *data, change_order *co, char **ret_error
                 if (co->n_pipelines >= n)
                         break;
                 char where[64];
-                snprintf(where, sizeof where, "Data.Pipelines[%zu]", co->n_pipelines);
+                json_where_item(where, sizeof where, "Data.Pipelines", co->n_pipelines);
                 /* Counted before parsing so change_order_done frees a half-read entry. */
                 pipeline *p = &co->pipelines[co->n_pipelines++];
                 *p = (pipeline){ .status = CO_UNKNOWN };

@@ -44,6 +44,28 @@ int sign_request(const sign_input *in, const char *access_key_id, const char *ac
                  sign_output *out);
 void sign_output_done(sign_output *out);
 
+/* The same without an allocation in the common case, for the request path:
+ * every string points into `buf` (or, for very long input such as a big
+ * STS token, into `heap`). Put it on the stack; sign_result_done() wipes
+ * what was written (it may hold the STS token) and frees `heap`. */
+#define SIGN_RESULT_BUF 6144
+typedef struct sign_result {
+        const char *headers[SIGN_MAX_HEADERS]; /* as sign_output.headers */
+        size_t n_headers;
+        const char *canonical_uri;     /* the encoded path, for the URL */
+        const char *canonical_query;   /* for after "?"; "" when none */
+        const char *signed_headers;
+        const char *canonical_request; /* unredacted: holds the STS token */
+        char signature[65];
+        char *base;                    /* buf or heap */
+        size_t used;
+        char *heap;
+        char buf[SIGN_RESULT_BUF];
+} sign_result;
+int sign_request_into(const sign_input *in, const char *access_key_id, const char *access_key_secret,
+                      sign_result *out);
+void sign_result_done(sign_result *out);
+
 /* RFC 3986 strict encoding (unreserved A-Z a-z 0-9 - _ . ~ kept, every other
  * byte %XX upper-case). malloc'ed, NULL on OOM. */
 char *acs_percent_encode(const char *s);

@@ -231,6 +231,7 @@ static const cfg_section sections[] = {
         { "endpoints", parse_endpoints, NULL, done_endpoints, NULL },
         { "alerts", parse_alerts, NULL, done_alerts, NULL },
         { "state_directory", parse_state_directory, init_state_directory, done_state_directory, NULL },
+        { "prometheus", cfg_parse_prometheus, cfg_init_prometheus, cfg_done_prometheus, NULL },
         { "apps", cfg_parse_apps, NULL, cfg_done_apps, "the list of applications to watch" },
 };
 
@@ -261,7 +262,7 @@ static int parse_root(parse_ctx *x, const node *root, config *c) {
                 if (sections[s].required && !seen[s])
                         return fail(x, root, "missing required key '%s' (%s)", sections[s].name,
                                     sections[s].required);
-        return 0;
+        return cfg_check_prom_rules(x, c);
 }
 
 /* ---------------------------------------------------------------------- */

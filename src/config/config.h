@@ -51,6 +51,11 @@ typedef struct config {
 
         char *state_directory;     /* default /var/lib/rollguard */
 
+        char *prom_url;            /* prometheus.url; NULL = no prometheus section */
+        char *prom_token_file;     /* prometheus.token_file */
+        int prom_auth;             /* prometheus.auth, a prom_auth (prom.h); default none/bearer */
+        uint64_t prom_timeout_usec; /* prometheus.timeout, default 5s */
+
         app_config *apps;
         size_t n_apps;
 } config;
@@ -74,5 +79,11 @@ bool app_config_dry_run(const config *c, const app_config *a, bool force_dry_run
 /* The base URL requests for this app go to: the override or the default
  * https://<sae|edas>.<region>.aliyuncs.com. malloc'ed, NULL on OOM. */
 char *config_endpoint_url(const config *c, const app_config *a);
+
+/* The token file metric queries send (config_prom.c): prometheus.token_file
+ * (a bare name is looked up in credentials_dir, systemd's
+ * $CREDENTIALS_DIRECTORY), else credentials_dir/prom-token when exists()
+ * says it is there; NULL for none (or OOM). malloc'ed. */
+char *config_prom_token_path(const config *c, const char *credentials_dir, bool (*exists)(const char *path));
 
 const app_config *config_find_app(const config *c, const char *name);

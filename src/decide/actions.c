@@ -28,6 +28,9 @@ struct action_run {
         sd_event_source *retry_timer;
         unsigned attempts;
         gate_step waiting; /* a hook owes us actions_resume */
+        bool has_value;    /* actions_set_metric */
+        double value, threshold;
+        char value_s[32], threshold_s[32]; /* for the journal fields */
 };
 
 static const char *const gate_names[_GATE_MAX] = {
@@ -106,6 +109,14 @@ static void run_free(action_run *run) {
         free(run);
 }
 
+void actions_set_metric(action_run *run, double value, double threshold) {
+        run->has_value = true;
+        run->value = value;
+        run->threshold = threshold;
+        snprintf(run->value_s, sizeof run->value_s, "%.6g", value);
+        snprintf(run->threshold_s, sizeof run->threshold_s, "%.6g", threshold);
+}
+
 action_run *actions_cancel(action_run *run) {
         run_free(run);
         return NULL;
@@ -125,6 +136,9 @@ static void run_finish(action_run *run, action_end end, act_result result, const
                 .result = result,
                 .detail = detail,
                 .rollback_order_id = new_id,
+                .has_value = run->has_value,
+                .value = run->value,
+                .threshold = run->threshold,
         };
         /* ---- hook: after the outcome is recorded (HA result write, notify) */
         if (end == ACTION_END_RECORDED && ctx->hooks && ctx->hooks->post_record)
@@ -144,6 +158,8 @@ static log_fields run_fields(const action_run *run, const char *result) {
                 .rule = run->rule.name,
                 .action = rule_action_name(run->rule.action),
                 .result = result,
+                .value = run->has_value ? run->value_s : NULL,
+                .threshold = run->has_value ? run->threshold_s : NULL,
         };
 }
 
@@ -404,6 +420,8 @@ static void on_recheck(const api_result *r, const change_order *co, void *userda
                 .last_change_ms = run->last_change_ms,
                 .alerts = alerts,
                 .n_alerts = n_alerts,
+                /* the recheck hook asks the query again, next */
+                .metrics_rechecked_later = ctx->hooks && ctx->hooks->recheck,
         };
         rule_verdict v = rule_evaluate(&run->rule, &in, run->since_ms);
         char why[192];
@@ -468,6 +486,15 @@ int actions_fire(const action_ctx *ctx, const action_fire_input *fi, action_run 
                 .action = rule_action_name(r->action),
                 .result = action_gate_name(g),
         };
+        /* a metric rule's decision says what the query read */
+        const metric_reading *m = r->query ? rule_metric_reading(r, in) : NULL;
+        char value_s[32], threshold_s[32];
+        if (m && m->ok) {
+                snprintf(value_s, sizeof value_s, "%.6g", m->value);
+                snprintf(threshold_s, sizeof threshold_s, "%.6g", r->threshold);
+                f.value = value_s;
+                f.threshold = threshold_s;
+        }
 
         if (g != GATE_GO) {
                 if (!fi->quiet) {

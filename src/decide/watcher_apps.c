@@ -4,7 +4,7 @@
  * calls into it through app.h, never the other way. */
 #include "watcher.h"
 
-#include "app.h"
+#include "watcher_app.h"
 #include "log.h"
 #include "schedule.h"
 #include "util.h"

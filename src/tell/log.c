@@ -41,6 +41,7 @@ static const struct {
         [EV_STATE_QUARANTINED] = { "rollguard-state-quarantined", "a49d685f1266465b92f9b640c79dfa6b" },
         [EV_ALERT] = { "rollguard-alert", "f6f03ae3d4dd44fd8c339b4ab96f887e" },
         [EV_CREDENTIALS] = { "rollguard-credentials", "6d4f6d91472041b0b6901151efafbf25" },
+        [EV_METRIC_QUERY] = { "rollguard-metric-query", "16593eb370b0495d85418b66ddd97a43" },
 };
 
 static const char *const priority_names[8] = {
@@ -180,6 +181,8 @@ static int send_stderr(log_event ev, int priority, const log_fields *f, const ch
         line_append_field(&l, "rule", f->rule);
         line_append_field(&l, "action", f->action);
         line_append_field(&l, "result", f->result);
+        line_append_field(&l, "value", f->value);
+        line_append_field(&l, "threshold", f->threshold);
         line_append(&l, ": ", false);
         line_append(&l, msg, true);
         if (l.truncated) {
@@ -194,8 +197,8 @@ static int send_stderr(log_event ev, int priority, const log_fields *f, const ch
 }
 
 static int send_journal(log_event ev, int priority, const log_fields *f, const char *message_field) {
-        struct iovec iov[10];
-        char *owned[6] = {};
+        struct iovec iov[12];
+        char *owned[8] = {};
         size_t n = 0, n_owned = 0;
         char priority_field[sizeof("PRIORITY=") + 1];
         char message_id_field[sizeof("MESSAGE_ID=") + 32];
@@ -224,6 +227,8 @@ static int send_journal(log_event ev, int priority, const log_fields *f, const c
                 { "ROLLGUARD_RULE", f->rule },
                 { "ROLLGUARD_ACTION", f->action },
                 { "ROLLGUARD_RESULT", f->result },
+                { "ROLLGUARD_VALUE", f->value },
+                { "ROLLGUARD_THRESHOLD", f->threshold },
         };
         for (size_t i = 0; i < ELEMENTSOF(extra); i++) {
                 if (!extra[i].value)

@@ -33,6 +33,7 @@ typedef enum log_event {
         EV_STATE_QUARANTINED, /* a state file cannot be read: the app never acts */
         EV_ALERT,
         EV_CREDENTIALS,
+        EV_METRIC_QUERY,   /* a metric rule's query became inconclusive, or answers again */
         _EV_MAX,
 } log_event;
 
@@ -46,6 +47,8 @@ typedef struct log_fields {
         const char *rule;
         const char *action;
         const char *result;
+        const char *value;     /* metric rules: what the query read, "0.0731" */
+        const char *threshold; /* and the rule's threshold, "0.05" */
 } log_fields;
 
 typedef enum log_target {

@@ -9,6 +9,12 @@
    (see there why not the simulator). rollguard's CPU (utime+stime from
    /proc/PID/stat) per 1000 answered requests and requests per second over a
    steady window after start-up; peak RSS is VmHWM from /proc/PID/status.
+   New TCP connections per poll: connections the server accepted in the
+   window / DescribeApplicationStatus calls in it.
+   Then tests/bench/yardstick.c, a tuned plain-libcurl client with the same
+   signing and cJSON parsing, does the same polling against the same server,
+   measured the same way: rollguard's CPU per request and peak RSS over the
+   yardstick's are the ratios issue 13 sets targets for (1.3x, 1.2x).
    Then tests/bench/poll_baseline.py does the same polling in Python against
    the same server; its CPU per 1000 requests (rusage at exit) gives the ratio.
 2. Detection latency, against the real simulator (signatures checked): 50
@@ -52,6 +58,9 @@ KEY_ID, SECRET = "testid", "testsecret"
 
 TARGET_RSS_MIB = 8.0
 TARGET_CPU_RATIO = 10.0
+# against tests/bench/yardstick.c, a tuned plain-libcurl client (issue 13)
+TARGET_YARDSTICK_CPU = 1.3
+TARGET_YARDSTICK_RSS = 1.2
 TARGET_LATENCY_SLACK_S = 0.100
 TARGET_STARTUP_MS = 50.0
 DEFAULT_POLL_S = 30.0  # SPEC 6 / config.h default poll_interval
@@ -256,7 +265,59 @@ STUCK_RULE = {"name": "batch-error", "when": "{ status: [executing], sub_status:
 # 1. Throughput, RSS, CPU per request; and the Python comparison
 
 
-def bench_throughput(binary, work, n_apps, seconds, warmup, baseline_seconds):
+def window_stats(server, pid, seconds):
+    """CPU, requests, polls and new connections of pid over a window."""
+    s0, cpu0, t0 = server.get("/_bench/stats"), cpu_seconds(pid), time.monotonic()
+    rss, anon = [], []
+    while time.monotonic() - t0 < seconds:
+        time.sleep(min(1.0, max(0.0, seconds - (time.monotonic() - t0))))
+        rss.append(status_kib(pid, "VmRSS"))
+        anon.append(status_kib(pid, "RssAnon"))
+    cpu1, s1, t1 = cpu_seconds(pid), server.get("/_bench/stats"), time.monotonic()
+    polls = s1["by_action"].get("DescribeApplicationStatus", 0) - s0["by_action"].get("DescribeApplicationStatus", 0)
+    # the second stats request's own connection is in s1
+    conns = s1["connections"] - s0["connections"] - 1
+    reqs = s1["requests"] - s0["requests"]
+    return {
+        "seconds": round(t1 - t0, 2), "requests": reqs, "polls": polls,
+        "requests_per_second": round(reqs / (t1 - t0), 1),
+        "cpu_seconds": round(cpu1 - cpu0, 3),
+        "cpu_ms_per_1000_requests": round((cpu1 - cpu0) * 1e6 / reqs, 2) if reqs else None,
+        "cpu_share_of_one_core": round((cpu1 - cpu0) / (t1 - t0), 4),
+        "new_connections": conns,
+        "new_connections_per_poll": round(conns / polls, 4) if polls else None,
+        "peak_rss_kib": status_kib(pid, "VmHWM"),
+        "rss_file_kib_at_end": status_kib(pid, "RssFile"),
+        "rss_anon_kib_max_sampled": max(anon) if anon else None,
+        "pss_kib_at_end": pss_kib(pid),
+        "rss_kib_samples": rss,
+    }, s1
+
+
+def bench_yardstick(yardstick, server, apps_file, seconds, warmup):
+    p = subprocess.Popen([yardstick, "--url", server.url, "--apps", str(apps_file), "--interval", "1",
+                          "--seconds", str(warmup + seconds + 3)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=daemon_env())
+    try:
+        time.sleep(warmup)
+        res, stats = window_stats(server, p.pid, seconds)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    if p.returncode != 0:
+        raise SystemExit(f"bench: yardstick failed ({p.returncode}):\n{err.decode()[-2000:]}")
+    if stats["sig_failed"]:
+        raise SystemExit("bench: the yardstick sent wrong signatures")
+    res["own_report"] = json.loads(out.decode().strip().splitlines()[-1])
+    res.pop("rss_kib_samples", None)
+    log(f"yardstick: {res['requests_per_second']} req/s, {res['cpu_ms_per_1000_requests']} ms CPU/1000 req, "
+        f"VmHWM {res['peak_rss_kib']} KiB, {res['new_connections_per_poll']} new connections/poll")
+    return res
+
+
+def bench_throughput(binary, work, n_apps, seconds, warmup, baseline_seconds, yardstick=None):
     server = Server(work, [PY, str(SERVER_PY)], "bench-server")
     try:
         ids = [app_id(i) for i in range(n_apps)]
@@ -272,17 +333,8 @@ def bench_throughput(binary, work, n_apps, seconds, warmup, baseline_seconds):
         ready_s = d.wait_ready()
         log(f"throughput: {n_apps} apps, READY after {ready_s * 1000:.1f} ms; warming up {warmup:g}s")
         time.sleep(warmup)
-        cpu0, req0, t0 = cpu_seconds(d.pid), server.get("/_bench/stats")["requests"], time.monotonic()
-        rss, anon = [], []
         log(f"throughput: measuring rollguard for {seconds:g}s")
-        while time.monotonic() - t0 < seconds:
-            time.sleep(min(1.0, max(0.0, seconds - (time.monotonic() - t0))))
-            rss.append(status_kib(d.pid, "VmRSS"))
-            anon.append(status_kib(d.pid, "RssAnon"))
-        cpu1, stats, t1 = cpu_seconds(d.pid), server.get("/_bench/stats"), time.monotonic()
-        hwm = status_kib(d.pid, "VmHWM")
-        rss_file = status_kib(d.pid, "RssFile")
-        pss = pss_kib(d.pid)
+        w, stats = window_stats(server, d.pid, seconds)
         rc = d.stop()
         lines = d.lines()
         problems = [l for l in lines if l.split(" ", 1)[0] in ("emerg", "alert", "crit", "err", "warning")]
@@ -290,33 +342,22 @@ def bench_throughput(binary, work, n_apps, seconds, warmup, baseline_seconds):
             raise SystemExit(f"bench: rollguard exited {rc} after the throughput run; see {d.log_path}")
         if stats["sig_failed"]:
             raise SystemExit(f"bench: {stats['sig_failed']} of {stats['sig_checked']} sampled signatures were wrong")
-        reqs = stats["requests"] - req0
-        rg = {
-            "apps": n_apps,
-            "seconds": round(t1 - t0, 2),
-            "requests": reqs,
-            "requests_per_second": round(reqs / (t1 - t0), 1),
-            "cpu_seconds": round(cpu1 - cpu0, 3),
-            "cpu_ms_per_1000_requests": round((cpu1 - cpu0) * 1e6 / reqs, 2) if reqs else None,
-            "cpu_share_of_one_core": round((cpu1 - cpu0) / (t1 - t0), 4),
-            "peak_rss_kib": hwm,
-            # VmHWM counts the shared libraries' resident pages (libcurl,
-            # libcrypto, libsystemd ... shared with every process that maps
-            # them); RssAnon is rollguard's own memory, Pss shares the rest.
-            "rss_file_kib_at_end": rss_file,
-            "rss_anon_kib_max_sampled": max(anon) if anon else None,
-            "pss_kib_at_end": pss,
-            "rss_kib_first_last": [rss[0], rss[-1]] if rss else None,
-            "rss_kib_samples": rss,
-            "signatures_checked": stats["sig_checked"],
-            "warnings_or_errors_logged": len(problems),
-            "by_action": stats["by_action"],
-        }
+        rg = dict(w, apps=n_apps, signatures_checked=stats["sig_checked"],
+                  warnings_or_errors_logged=len(problems), by_action=stats["by_action"])
+        rss = w["rss_kib_samples"]
+        rg["rss_kib_first_last"] = [rss[0], rss[-1]] if rss else None
+        hwm = w["peak_rss_kib"]
         log(f"throughput: rollguard {rg['requests_per_second']} req/s, "
             f"{rg['cpu_ms_per_1000_requests']} ms CPU/1000 req, VmHWM {hwm} KiB")
 
         apps_file = Path(work) / "apps.txt"
         apps_file.write_text("\n".join(ids) + "\n")
+        yard = None
+        if yardstick:
+            log(f"yardstick: the same {n_apps} apps, warming up {warmup:g}s, measuring {seconds:g}s")
+            yard = bench_yardstick(yardstick, server, apps_file, seconds, warmup)
+        if baseline_seconds <= 0:
+            return rg, None, yard, ready_s
         log(f"baseline: poll_baseline.py on the same {n_apps} apps for {baseline_seconds:g}s")
         req_b0 = server.get("/_bench/stats")["requests"]
         p = subprocess.Popen([PY, str(BASELINE_PY), "--url", server.url, "--apps", str(apps_file),
@@ -344,7 +385,7 @@ def bench_throughput(binary, work, n_apps, seconds, warmup, baseline_seconds):
             "peak_rss_kib": ru.ru_maxrss,
         }
         log(f"baseline: {base['requests_per_second']} req/s, {base['cpu_ms_per_1000_requests']} ms CPU/1000 req")
-        return rg, base, ready_s
+        return rg, base, yard, ready_s
     finally:
         server.stop()
 
@@ -675,10 +716,27 @@ def verdict(ok):
     return "PASS" if ok else "MISS"
 
 
-def table(results):
-    t, b, lat, st, idle = (results[k] for k in ("throughput", "baseline", "latency", "startup", "idle"))
-    ratio = results["cpu_ratio"]
-    rows = [
+def yardstick_rows(t, y):
+    if not y:
+        return []
+    cpu_r = t["cpu_ms_per_1000_requests"] / y["cpu_ms_per_1000_requests"]
+    rss_r = t["peak_rss_kib"] / y["peak_rss_kib"]
+    return [
+        ("yardstick (plain libcurl) CPU per 1000 requests", f"{y['cpu_ms_per_1000_requests']:.1f} ms", "", ""),
+        ("yardstick requests per second", f"{y['requests_per_second']:.0f}", "", ""),
+        ("CPU per request, rollguard / yardstick", f"{cpu_r:.2f}x", f"<= {TARGET_YARDSTICK_CPU:g}x",
+         verdict(cpu_r <= TARGET_YARDSTICK_CPU)),
+        ("yardstick peak RSS (VmHWM)", f"{y['peak_rss_kib'] / 1024:.2f} MiB", "", ""),
+        ("peak RSS, rollguard / yardstick", f"{rss_r:.2f}x", f"<= {TARGET_YARDSTICK_RSS:g}x",
+         verdict(rss_r <= TARGET_YARDSTICK_RSS)),
+        ("new TCP connections per poll, rollguard", f"{t['new_connections_per_poll']:.3f}", "~0",
+         verdict(t["new_connections_per_poll"] is not None and t["new_connections_per_poll"] < 0.01)),
+        ("new TCP connections per poll, yardstick", f"{y['new_connections_per_poll']:.3f}", "", ""),
+    ]
+
+
+def throughput_rows(t, y, floor):
+    return [
         ("apps in flight, polled every 1 s", f"{t['apps']}", "", ""),
         ("requests per second (rollguard)", f"{t['requests_per_second']:.0f}", "", ""),
         ("rollguard CPU per 1000 requests", f"{t['cpu_ms_per_1000_requests']:.1f} ms", "", ""),
@@ -686,12 +744,28 @@ def table(results):
         ("peak RSS (VmHWM)", f"{t['peak_rss_kib'] / 1024:.2f} MiB", f"< {TARGET_RSS_MIB:g} MiB",
          verdict(t["peak_rss_kib"] / 1024 < TARGET_RSS_MIB)),
         ("  of which shared library pages (RssFile)", f"{t['rss_file_kib_at_end'] / 1024:.2f} MiB", "", ""),
-        *([("  floor: libraries linked + curl_global_init", f"{results['rss_floor']['rss_kib'] / 1024:.2f} MiB",
-            "", ""),
-           ("  rollguard above that floor", f"{(t['peak_rss_kib'] - results['rss_floor']['rss_kib']) / 1024:.2f} MiB",
-            "", "")] if results.get("rss_floor") else []),
+        *([("  floor: libraries linked + curl_global_init", f"{floor['rss_kib'] / 1024:.2f} MiB", "", ""),
+           ("  rollguard above that floor", f"{(t['peak_rss_kib'] - floor['rss_kib']) / 1024:.2f} MiB", "", "")]
+          if floor else []),
         ("  rollguard's own memory (RssAnon, max)", f"{t['rss_anon_kib_max_sampled'] / 1024:.2f} MiB", "", ""),
         ("  PSS at the end", f"{t['pss_kib_at_end'] / 1024:.2f} MiB", "", ""),
+        *yardstick_rows(t, y),
+    ]
+
+
+def format_rows(rows):
+    w = [max(len(r[i]) for r in rows) for i in range(4)]
+    head = ("metric", "value", "target", "")
+    lines = ["  ".join(h.ljust(w[i]) for i, h in enumerate(head)).rstrip(),
+             "  ".join("-" * w[i] for i in range(3))]
+    lines += ["  ".join(c.ljust(w[i]) for i, c in enumerate(r)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def table(results):
+    t, b, lat, st, idle = (results[k] for k in ("throughput", "baseline", "latency", "startup", "idle"))
+    ratio = results["cpu_ratio"]
+    rows = throughput_rows(t, results.get("yardstick"), results.get("rss_floor")) + [
         ("poll_baseline.py CPU per 1000 requests", f"{b['cpu_ms_per_1000_requests']:.1f} ms", "", ""),
         ("poll_baseline.py requests per second", f"{b['requests_per_second']:.0f}", "", ""),
         ("poll_baseline.py peak RSS", f"{b['peak_rss_kib'] / 1024:.1f} MiB", "", ""),
@@ -715,12 +789,7 @@ def table(results):
         ("API calls per idle app per hour (30s)", f"{idle['calls_per_app_hour_default_measured']:.0f} measured",
          f"{idle['calls_per_app_hour_default_computed']:.0f} computed", ""),
     ]
-    w = [max(len(r[i]) for r in rows) for i in range(4)]
-    head = ("metric", "value", "target", "")
-    lines = ["  ".join(h.ljust(w[i]) for i, h in enumerate(head)).rstrip(),
-             "  ".join("-" * w[i] for i in range(3))]
-    lines += ["  ".join(c.ljust(w[i]) for i, c in enumerate(r)).rstrip() for r in rows]
-    return "\n".join(lines)
+    return format_rows(rows)
 
 
 def main():
@@ -733,13 +802,32 @@ def main():
     ap.add_argument("--trials", type=int, default=50)
     ap.add_argument("--quick", action="store_true", help="short windows, for a smoke test")
     ap.add_argument("--rss-floor", help="tests/rss_floor: RSS of any program on rollguard's libraries")
+    ap.add_argument("--yardstick", help="tests/yardstick: the tuned plain-libcurl client to compare with")
+    ap.add_argument("--only-throughput", action="store_true",
+                    help="only the throughput run with the yardstick (no Python baseline, latency, start-up, idle)")
     args = ap.parse_args()
     if args.quick:
         args.seconds, args.baseline_seconds, args.trials = 10.0, 10.0, 20
     binary = str(Path(args.bin).resolve())
     started = time.monotonic()
+    yardstick = str(Path(args.yardstick).resolve()) if args.yardstick else None
+    if args.only_throughput:
+        with tempfile.TemporaryDirectory(prefix="rollguard-bench-") as work:
+            thr, _, yard, _ = bench_throughput(binary, work, args.apps, args.seconds, 5.0, 0, yardstick)
+        floor = None
+        if args.rss_floor:
+            floor = json.loads(subprocess.run([args.rss_floor], capture_output=True, text=True, check=True).stdout)
+        results = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "binary": binary,
+                   "machine": {"cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg()},
+                   "throughput": thr, "yardstick": yard, "rss_floor": floor}
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+        print(format_rows(throughput_rows(thr, yard, floor)))
+        print(f"\n(written to {args.out}; load average at the end {os.getloadavg()[0]:.2f})")
+        return 0
     with tempfile.TemporaryDirectory(prefix="rollguard-bench-") as work:
-        thr, base, _ = bench_throughput(binary, work, args.apps, args.seconds, 5.0, args.baseline_seconds)
+        thr, base, yard, _ = bench_throughput(binary, work, args.apps, args.seconds, 5.0, args.baseline_seconds,
+                                              yardstick)
         lat = bench_latency(binary, work, args.trials, 10.0)
         alert = bench_alert_latency(binary, work, args.trials)
         st = bench_startup(binary, work, args.apps, 3 if args.quick else 7)
@@ -757,12 +845,17 @@ def main():
                     "loadavg_at_end": os.getloadavg()},
         "binary": binary,
         "throughput": thr, "baseline": base, "cpu_ratio": round(ratio, 2), "rss_floor": floor,
+        "yardstick": yard,
         "latency": lat, "alert_latency": alert, "startup": st, "idle": idle,
         "bench_seconds": round(time.monotonic() - started, 1),
     }
     results["targets"] = {
         "peak_rss_under_8_mib": thr["peak_rss_kib"] / 1024 < TARGET_RSS_MIB,
         "cpu_ratio_at_least_10x": ratio >= TARGET_CPU_RATIO,
+        **({"cpu_per_request_within_1_3x_yardstick":
+            thr["cpu_ms_per_1000_requests"] <= TARGET_YARDSTICK_CPU * yard["cpu_ms_per_1000_requests"],
+            "peak_rss_within_1_2x_yardstick": thr["peak_rss_kib"] <= TARGET_YARDSTICK_RSS * yard["peak_rss_kib"],
+            "no_new_connection_per_poll": (thr["new_connections_per_poll"] or 0) < 0.01} if yard else {}),
         "latency_p99_within_interval_plus_100ms": lat["p99_ms"] <= lat["target_p99_ms"],
         "alert_to_rollback_p99_under_100_ms": alert["p99_ms"] < alert["target_ms"],
         "startup_under_50_ms": st["empty_state"]["median_ms"] < TARGET_STARTUP_MS

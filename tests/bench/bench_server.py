@@ -15,7 +15,7 @@ simulator's own code (a wrong signature is counted, answered 400, and fails
 the benchmark), not of every one: that would cost more CPU than rollguard.
 
   bench_server.py --port-file PATH [--secret testsecret]
-  GET /_bench/stats -> {"requests", "by_action", "sig_checked", "sig_failed", "errors"}
+  GET /_bench/stats -> {"requests", "by_action", "sig_checked", "sig_failed", "errors", "connections"}
 """
 
 import argparse
@@ -44,6 +44,7 @@ class Stats:
         self.sig_checked = 0
         self.sig_failed = 0
         self.errors = 0
+        self.connections = 0  # accepted TCP connections: new connections per poll
 
     def to_dict(self):
         return dict(self.__dict__)
@@ -89,6 +90,7 @@ class Handler(asyncio.Protocol):
 
     def connection_made(self, transport):
         self.transport = transport
+        self.server.stats.connections += 1
 
     def data_received(self, data):
         self.buf += data

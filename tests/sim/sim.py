@@ -7,6 +7,16 @@ Standard library only. Listens on 127.0.0.1 and nothing else.
 
   python3 tests/sim/sim.py [--port 0] [--port-file PATH] [--scenario FILE]
                            [--key ID:SECRET[:TOKEN] ...] [--log-requests]
+                           [--account-limit N/WINDOW] [--pipeline-rate N/WINDOW]
+                           [--pipeline-key ID:SECRET] [--pipeline-app APP_ID ...]
+
+  --account-limit 60/min   the account's limit, shared by every AccessKey of
+                           the account, over a sliding window (60/6s: time
+                           compressed 10x); over it: Throttling.User
+  --pipeline-rate 20/min   also run a deploy pipeline (pipeline.py) against
+                           this simulator with its own key (default
+                           pipeline:pipelinesecret) on the listed apps (default
+                           every SAE app), counting its throttled calls
 
 Every cloud API request must carry a valid ACS3-HMAC-SHA256 signature
 (SPEC 5); the simulator recomputes it from what arrived. Tests drive it
@@ -25,10 +35,19 @@ CONTROL API (JSON in, JSON out; no signature):
   DELETE /_sim/faults
   GET    /_sim/requests[?action=&kind=&since=SEQ]   -> {"requests": [...]}
   GET    /_sim/rollbacks[?change_order_id=]         -> {"rollbacks": [...]}
-  POST   /_sim/rate_limit                  {"limit": N|null, "window_seconds": 60}
+  POST   /_sim/rate_limit                  {"limit": N|null, "window_seconds": 60,
+                                            "status": 400|429}  (per account)
+  GET    /_sim/account[?account=default]   {"limit", "window_seconds", "max_in_window",
+                                            "by_key": {ID: {"calls", "throttled"}}}
+  GET    /_sim/calls[?since=SEQ]           compact record of every API call:
+                                           {"fields": [...], "calls": [[...], ...]}
+  GET    /_sim/pipeline  POST /_sim/pipeline {"rate": "20/min", "access_key_id"?,
+                                            "access_key_secret"?, "app_ids"?}
+  DELETE /_sim/pipeline                    -> {"running", "calls", "ok", "throttled", ...}
   GET    /_sim/metadata  POST /_sim/metadata  {"role": "..."|null, "expiry_seconds": N}
   GET    /_sim/keys      POST /_sim/keys   {"access_key_id","access_key_secret",
-                                           "security_token"?, "expires_in"?}
+                                           "security_token"?, "expires_in"?,
+                                           "account"? (default "default")}
   POST   /_sim/keys/expire                 {"access_key_id": "..."}
   POST   /_sim/settings                    {"rollback_lag_seconds": N,
                                             "max_skew_seconds": 900,
@@ -36,7 +55,8 @@ CONTROL API (JSON in, JSON out; no signature):
          (true: during the lag, app-level calls still name the old order)
 
 MODEL (control API and --scenario JSON: {"apps": [...], "faults": [...],
-"settings": {...}, "rate_limit": N, "metadata": {...}}):
+"settings": {...}, "rate_limit": N, "metadata": {...}}; times in it count
+from the start or the last reset):
   app:    {"app_id", "platform": "sae"|"edas", "edas_kind": "ecs"|"k8s"|null,
            "name", "change_orders": [oldest ... newest]}
   order:  {"id", "co_type": "CoDeploy", "status": 1, "sub_status": 0,
@@ -47,7 +67,11 @@ MODEL (control API and --scenario JSON: {"apps": [...], "faults": [...],
                           pipelines shaped by the status),
            "behaviour": "static"|"progress"|"stall_after" (or {"kind": ..., "steps",
            "step_seconds", "stall_after"}), "steps": 5, "step_seconds": 1,
-           "stall_after": N, "rollback_lag_seconds", "description"}
+           "stall_after": N, "rollback_lag_seconds", "description",
+           "appear_after_seconds": N (invisible to every call until then; its
+           CreateTime defaults to the moment it appears),
+           "timeline": [{"after_seconds": N, "set": {fields}}] (applied once
+           that long after the order was added, e.g. it gets stuck at N)}
   Behaviours advance only when an API call reads the order, by at most one
   step per read and per step_seconds. Rollback (AbortAndRollback, EDAS
   rollback / abort_and_rollback) of an in-flight order (0 1 8 9 11 12) adds a
@@ -60,7 +84,8 @@ MODEL (control API and --scenario JSON: {"apps": [...], "faults": [...],
            "after": 0, "status", "code", "message", "body", "seconds": 5,
            "process": false (true: the request takes effect, then the answer is
            faulted; always true for slow)}. The first matching rule wins.
-  Rate limit: a sliding window over admitted calls, all keys one account.
+  Rate limit: a sliding window over admitted calls per account; every key
+  is in account "default" unless POST /_sim/keys names another.
 """
 
 import argparse
@@ -259,7 +284,7 @@ class ChangeOrder:
                 "batch_type", "batch_wait", "create_ms", "behaviour", "steps",
                 "step_seconds", "stall_after", "rollback_lag_seconds",
                 "current_pipeline_id", "description", "pipelines",
-                "create_ago_seconds")
+                "create_ago_seconds", "appear_after_seconds", "timeline")
 
     def __init__(self, app_id, spec, settings):
         if not isinstance(spec, dict):
@@ -294,6 +319,11 @@ class ChangeOrder:
         self.rolled_back_by = None
         self.rollback_of = None
         self.settings = settings
+        self.added_t = time.time()
+        self.visible_at = None
+        self.appears_later = False  # scripted: not even found by id before visible_at
+        self.timeline = []
+        self.timeline_applied = []
         spec = dict(spec)
         if "pipelines" not in spec:
             spec["pipelines"] = None
@@ -334,6 +364,16 @@ class ChangeOrder:
                 self.__dict__[key] = float(spec[key])
         if spec.get("create_ago_seconds") is not None:
             self.create_ms = now_ms() - int(float(spec["create_ago_seconds"]) * 1000)
+        if spec.get("appear_after_seconds") is not None:
+            after = spec["appear_after_seconds"]
+            if isinstance(after, bool) or not isinstance(after, (int, float)) or after < 0:
+                raise ControlError(400, "appear_after_seconds: expected a number >= 0")
+            self.visible_at = time.time() + float(after)
+            self.appears_later = True
+            if spec.get("create_ms") is None and spec.get("create_ago_seconds") is None:
+                self.create_ms = int(self.visible_at * 1000)
+        if "timeline" in spec:
+            self._set_timeline(spec["timeline"])
         if "support_rollback" in spec:
             if not isinstance(spec["support_rollback"], bool):
                 raise ControlError(400, "support_rollback: expected a boolean")
@@ -344,6 +384,22 @@ class ChangeOrder:
             self._set_pipelines(spec["pipelines"])
         if self.batch_count is None:
             self.batch_count = len(self.pipelines)
+
+    def _set_timeline(self, steps):
+        if not isinstance(steps, list):
+            raise ControlError(400, "timeline: expected a list of {after_seconds, set}")
+        out = []
+        for step in steps:
+            if not isinstance(step, dict) or set(step) - {"after_seconds", "set"}:
+                raise ControlError(400, "timeline: each step is {after_seconds, set}")
+            after, fields = step.get("after_seconds"), step.get("set")
+            if isinstance(after, bool) or not isinstance(after, (int, float)) or not isinstance(fields, dict):
+                raise ControlError(400, "timeline: after_seconds is a number, set an object")
+            bad = set(fields) - set(self.SETTABLE) or set(fields) & {"timeline", "appear_after_seconds"}
+            if bad:
+                raise ControlError(400, f"timeline: cannot set {sorted(bad)}")
+            out.append((self.added_t + float(after), dict(fields)))
+        self.timeline = sorted(out, key=lambda st: st[0])
 
     def _set_pipelines(self, specs):
         if specs is None:
@@ -370,7 +426,12 @@ class ChangeOrder:
     # --- time passes -----------------------------------------------------
 
     def resolve(self, now):
-        """Time-driven state: a lagging rollback's termination lands."""
+        """Time-driven state: scripted timeline steps and a lagging
+        rollback's termination land."""
+        while self.timeline and self.timeline[0][0] <= now:
+            at, fields = self.timeline.pop(0)
+            self.update(fields)
+            self.timeline_applied.append(at)
         if self.terminate_at is not None and now >= self.terminate_at:
             self.terminate_at = None
             self._terminate()
@@ -461,6 +522,8 @@ class ChangeOrder:
             "terminate_at": self.terminate_at, "rollback_calls": self.rollback_calls,
             "abort_calls": self.abort_calls, "rolled_back_by": self.rolled_back_by,
             "rollback_of": self.rollback_of, "description": self.description,
+            "visible_at": self.visible_at, "timeline_pending": [t for t, _ in self.timeline],
+            "timeline_applied": list(self.timeline_applied),
             "current_pipeline_id": (self.current_pipeline().id if self.current_pipeline() else None),
             "pipelines": [p.to_dict() for p in self.pipelines],
         }
@@ -583,28 +646,33 @@ EDAS_ECS_ONLY = "RollbackChangeOrder"
 
 
 class Key:
-    def __init__(self, key_id, secret, token=None, expires_at=None, source="cli"):
+    def __init__(self, key_id, secret, token=None, expires_at=None, source="cli", account="default"):
         self.id = key_id
         self.secret = secret
         self.token = token
         self.expires_at = expires_at
         self.expired = False
         self.source = source
+        self.account = account
 
     def to_dict(self):
         return {"access_key_id": self.id, "access_key_secret": self.secret,
                 "security_token": self.token, "expires_at": self.expires_at,
-                "expired": self.expired, "source": self.source}
+                "expired": self.expired, "source": self.source, "account": self.account}
 
 
 class Simulator:
     """All state, behind one lock. HTTP handler threads call in."""
 
-    def __init__(self, cli_keys, scenario=None):
+    def __init__(self, cli_keys, scenario=None, account_limit=None):
         self.lock = threading.RLock()
         self.stop = threading.Event()
         self.cli_keys = cli_keys
         self.scenario = scenario
+        self.account_limit = account_limit  # (N, window seconds) from the command line
+        self.port = None                    # set by make_server
+        self.pipeline = None
+        self.pipeline_from_cli = False
         self.reset()
 
     # --- state management --------------------------------------------------
@@ -622,9 +690,19 @@ class Simulator:
             self.requests = []
             self.rollbacks = []
             self.nonces = {}
-            self.arrivals = []
-            self.rate_limit = None
-            self.rate_window = 60.0
+            self.arrivals = {}   # account -> admitted times still in the window
+            self.admitted = {}   # account -> every admitted time (max_in_window)
+            self.by_key = {}     # key -> {"calls", "throttled"}
+            self.rate_limit = self.account_limit[0] if self.account_limit else None
+            self.rate_window = self.account_limit[1] if self.account_limit else 60.0
+            self.throttle_status = 400
+            if self.pipeline is not None:
+                if self.pipeline_from_cli:
+                    self.pipeline.reset_counts()
+                else:
+                    # no join: its call in flight may be waiting for this lock
+                    self.pipeline.halt.set()
+                    self.pipeline = None
             self.settings = {"rollback_lag_seconds": 0.0, "max_skew_seconds": NONCE_WINDOW_S,
                              "rollback_visible_after_lag": 0.0}
             self.metadata = {"role": "rollguard-test-role", "expiry_seconds": 3600}
@@ -802,7 +880,8 @@ class Simulator:
         if not co_id:
             raise SimError(400, "InvalidParameter.NotEmpty", "ChangeOrderId must not be empty.")
         co = self.orders.get(co_id)
-        if co is None or self.apps[co.app_id].platform != route.product:
+        if (co is None or self.apps[co.app_id].platform != route.product
+                or (co.appears_later and co.visible_at > time.time())):
             raise SimError(404, "InvalidChangeOrder.NotFound", f"The change order {co_id} does not exist.")
         return co
 
@@ -817,7 +896,7 @@ class Simulator:
 
     @staticmethod
     def visible_orders(app, now):
-        return [co for co in app.orders if getattr(co, "visible_at", None) is None or co.visible_at <= now]
+        return [co for co in app.orders if co.visible_at is None or co.visible_at <= now]
 
     def sae_app_status(self, route, params, now):
         app = self.find_app(route, params.get("AppId"))
@@ -988,16 +1067,54 @@ class Simulator:
             self._record_action(route, co, "rejected", code=e.code, fault=fault)
             raise
 
-    def check_rate(self, now):
-        """Sliding window over the calls admitted so far (every arrival is in
-        self.requests anyway). Call with the lock held."""
-        now = time.time()  # not the arrival time: keeps self.arrivals sorted
+    def check_rate(self, now, key=None):
+        """Sliding window over the calls the account admitted so far (every
+        arrival is in self.requests anyway), shared by all its keys. Call
+        with the lock held."""
+        now = time.time()  # not the arrival time: keeps the window sorted
+        account = key.account if key is not None else "default"
+        counts = self.by_key.setdefault(key.id if key is not None else None, {"calls": 0, "throttled": 0})
+        counts["calls"] += 1
+        window = self.arrivals.setdefault(account, [])
         cutoff = now - self.rate_window
-        while self.arrivals and self.arrivals[0] <= cutoff:
-            self.arrivals.pop(0)
-        if self.rate_limit is not None and len(self.arrivals) >= self.rate_limit:
-            raise SimError(400, "Throttling.User", "Request was denied due to user flow control.")
-        self.arrivals.append(now)
+        while window and window[0] <= cutoff:
+            window.pop(0)
+        if self.rate_limit is not None and len(window) >= self.rate_limit:
+            counts["throttled"] += 1
+            raise SimError(self.throttle_status, "Throttling.User", "Request was denied due to user flow control.")
+        window.append(now)
+        self.admitted.setdefault(account, []).append(now)
+
+    def max_in_window(self, account):
+        times, most, j = self.admitted.get(account, []), 0, 0
+        for i, t in enumerate(times):
+            while times[j] <= t - self.rate_window:
+                j += 1
+            most = max(most, i - j + 1)
+        return most
+
+    # --- the deploy pipeline ---------------------------------------------------
+
+    def start_pipeline(self, rate, window, key_id, secret, app_ids=None, from_cli=False):
+        import pipeline as pipemod  # here: pipeline.py imports this module
+        with self.lock:
+            if self.port is None:
+                raise ControlError(409, "the simulator is not listening yet")
+            if self.pipeline is not None:
+                self.pipeline.halt.set()
+            if key_id not in self.keys:
+                self.keys[key_id] = Key(key_id, secret, source="pipeline")
+            if from_cli:
+                self.cli_keys = list(self.cli_keys) + [f"{key_id}:{secret}"]
+
+            def sae_apps():
+                with self.lock:
+                    return [a.app_id for a in self.apps.values() if a.platform == "sae"]
+            self.pipeline = pipemod.Pipeline(self.port, key_id, self.keys[key_id].secret, rate, window,
+                                             app_ids or sae_apps)
+            self.pipeline_from_cli = from_cli
+            self.pipeline.start()
+            return self.pipeline.stats()
 
     # --- metadata ------------------------------------------------------------
 
@@ -1101,7 +1218,48 @@ class Simulator:
                 limit = body.get("limit")
                 self.rate_limit = _int(limit, "limit") if limit else None
                 self.rate_window = float(body.get("window_seconds", 60))
-                return {"limit": self.rate_limit, "window_seconds": self.rate_window}
+                status = _int(body.get("status"), "status", 400)
+                if status not in (400, 429):
+                    raise ControlError(400, "status: SAE answers Throttling with 400 or 429")
+                self.throttle_status = status
+                return {"limit": self.rate_limit, "window_seconds": self.rate_window, "status": status}
+            if parts == ["account"] and method == "GET":
+                account = query.get("account") or "default"
+                keys = {k: dict(v) for k, v in self.by_key.items()
+                        if k is not None and k in self.keys and self.keys[k].account == account}
+                return {"account": account, "limit": self.rate_limit, "window_seconds": self.rate_window,
+                        "status": self.throttle_status, "max_in_window": self.max_in_window(account),
+                        "by_key": keys}
+            if parts == ["calls"] and method == "GET":
+                since = int(query.get("since", 0) or 0)
+                fields = ["seq", "t", "access_key_id", "action", "app_id", "change_order_id", "status",
+                          "error_code"]
+                return {"fields": fields,
+                        "calls": [[r.get(f) for f in fields] for r in self.requests
+                                  if r["seq"] > since and r["kind"] == "api"]}
+            if parts == ["pipeline"]:
+                if method == "GET":
+                    return self.pipeline.stats() if self.pipeline else {"running": False}
+                if method == "DELETE":
+                    if self.pipeline is None:
+                        return {"running": False}
+                    self.pipeline.halt.set()
+                    out = self.pipeline.stats()
+                    self.pipeline = None
+                    return out
+                if method == "POST":
+                    import pipeline as pipemod
+                    try:
+                        rate, window = pipemod.parse_rate(body.get("rate", "20/min"))
+                    except ValueError as e:
+                        raise ControlError(400, str(e)) from None
+                    key_id = body.get("access_key_id") or "pipeline"
+                    secret = body.get("access_key_secret") or "pipelinesecret"
+                    app_ids = body.get("app_ids")
+                    if app_ids is not None and (not isinstance(app_ids, list)
+                                                or not all(isinstance(a, str) for a in app_ids)):
+                        raise ControlError(400, "app_ids: expected a list of app ids")
+                    return self.start_pipeline(rate, window, key_id, secret, app_ids)
             if parts == ["metadata"]:
                 if method == "POST":
                     self.set_metadata(body)
@@ -1115,7 +1273,8 @@ class Simulator:
                         expires_in = body.get("expires_in")
                         key = Key(body["access_key_id"], body["access_key_secret"],
                                   body.get("security_token"),
-                                  time.time() + float(expires_in) if expires_in else None, source="control")
+                                  time.time() + float(expires_in) if expires_in else None, source="control",
+                                  account=str(body.get("account") or "default"))
                     except KeyError as e:
                         raise ControlError(400, f"missing {e}") from None
                     self.keys[key.id] = key
@@ -1377,8 +1536,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if rec["app_id"] is None and rec["change_order_id"] in sim.orders:
                 rec["app_id"] = sim.orders[rec["change_order_id"]].app_id
 
+        req.key = None
         try:
-            sim.authenticate(req)
+            req.key = sim.authenticate(req)
             auth_error = None
         except SimError as e:
             auth_error = e
@@ -1429,7 +1589,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 raise SimError(400, "UnsupportedHTTPMethod",
                                f"{route.action} takes {route.method}, not {req.method}")
             with sim.lock:
-                sim.check_rate(now)
+                sim.check_rate(now, req.key)
                 handler = getattr(sim, route.handler)
                 if route.handler in ("rollback", "abort"):
                     return 200, handler(route, req.params, now, fault=fault)
@@ -1445,7 +1605,9 @@ class Server(http.server.ThreadingHTTPServer):
 
 def make_server(sim, port, log_requests=False):
     handler = type("BoundHandler", (Handler,), {"sim": sim, "log_requests": log_requests})
-    return Server(("127.0.0.1", port), handler)
+    server = Server(("127.0.0.1", port), handler)
+    sim.port = server.server_address[1]
+    return server
 
 
 def write_port_file(path, port):
@@ -1466,7 +1628,23 @@ def main(argv=None):
     ap.add_argument("--key", action="append", default=[],
                     help="ID:SECRET or ID:SECRET:STS_TOKEN (repeatable; default testid:testsecret)")
     ap.add_argument("--log-requests", action="store_true")
+    ap.add_argument("--account-limit", help="N/WINDOW: the account's limit over a sliding window (60/min)")
+    ap.add_argument("--pipeline-rate", help="N/WINDOW: also run a deploy pipeline with its own key")
+    ap.add_argument("--pipeline-key", default="pipeline:pipelinesecret")
+    ap.add_argument("--pipeline-app", action="append", default=[])
     args = ap.parse_args(argv)
+    import pipeline as pipemod
+    account_limit = pipeline_rate = None
+    try:
+        if args.account_limit:
+            account_limit = pipemod.parse_rate(args.account_limit)
+        if args.pipeline_rate:
+            pipeline_rate = pipemod.parse_rate(args.pipeline_rate)
+    except ValueError as e:
+        ap.error(str(e))
+    pipe_id, _, pipe_secret = args.pipeline_key.partition(":")
+    if not pipe_id or not pipe_secret:
+        ap.error("--pipeline-key: expected ID:SECRET")
     if args.host not in ("127.0.0.1", "localhost"):
         ap.error("the simulator listens on 127.0.0.1 only")
     for k in args.key:
@@ -1476,7 +1654,7 @@ def main(argv=None):
     if args.scenario:
         with open(args.scenario) as f:
             scenario = json.load(f)
-    sim = Simulator(args.key or DEFAULT_KEYS, scenario)
+    sim = Simulator(args.key or DEFAULT_KEYS, scenario, account_limit)
     server = make_server(sim, args.port, args.log_requests)
     port = server.server_address[1]
 
@@ -1485,11 +1663,15 @@ def main(argv=None):
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     thread.start()
+    if pipeline_rate:
+        sim.start_pipeline(*pipeline_rate, pipe_id, pipe_secret, args.pipeline_app or None, from_cli=True)
     if args.port_file:
         write_port_file(args.port_file, port)
     print(f"sim listening on 127.0.0.1:{port}", flush=True)
     while not stop.wait(3600):
         pass
+    if sim.pipeline is not None:
+        sim.pipeline.stop()
     sim.stop.set()  # releases connections held by timeout/slow faults
     server.shutdown()
     server.server_close()

@@ -1003,3 +1003,188 @@ def test_libcurl_client_framing_and_keep_alive(c):
     assert [(x["method"], x["status"], x["signature_ok"]) for x in recs] == [
         ("GET", 200, True), ("POST", 200, True), ("PUT", 200, True)], [x["error_code"] for x in recs]
     assert "Re-using existing connection" in r.stderr or "Reusing existing" in r.stderr
+
+
+# --------------------------------------------------------------------------
+# The account: a limit shared by every key, a competing pipeline, orders
+# that appear later, the compact call record (issue 11)
+
+
+def add_key(c, key_id, secret, account=None):
+    body = {"access_key_id": key_id, "access_key_secret": secret}
+    if account:
+        body["account"] = account
+    return c.control("POST", "keys", body)
+
+
+def test_account_limit_is_shared_by_all_keys_of_the_account(c):
+    setup_sae(c, stuck())
+    add_key(c, "deployid", "deploysecret")
+    add_key(c, "otherid", "othersecret", account="other")
+    c.control("POST", "rate_limit", {"limit": 3, "window_seconds": 60})
+    ours, theirs = ("testid", "testsecret"), ("deployid", "deploysecret")
+    got = [c.app_status(APP, key=k)[0] for k in (ours, theirs, ours, theirs, ours)]
+    assert got == [200, 200, 200, 400, 400]
+    # another account has its own window
+    assert c.app_status(APP, key=("otherid", "othersecret"))[0] == 200
+    acct = c.control("GET", "account")
+    assert acct["limit"] == 3 and acct["max_in_window"] == 3
+    assert acct["by_key"] == {"testid": {"calls": 3, "throttled": 1}, "deployid": {"calls": 2, "throttled": 1}}
+    assert c.control("GET", "account?account=other")["by_key"] == {"otherid": {"calls": 1, "throttled": 0}}
+    codes = [r["error_code"] for r in c.requests() if r["access_key_id"] == "deployid"]
+    assert codes == [None, "Throttling.User"]
+
+
+def test_account_limit_answers_429_when_asked(c):
+    setup_sae(c, stuck())
+    c.control("POST", "rate_limit", {"limit": 1, "status": 429})
+    assert c.app_status(APP)[0] == 200
+    status, _, _, doc = c.app_status(APP)
+    assert status == 429 and doc["Code"] == "Throttling.User"
+    with pytest.raises(AssertionError):
+        c.control("POST", "rate_limit", {"limit": 1, "status": 503})
+
+
+def test_calls_record_is_compact(c):
+    setup_sae(c, stuck())
+    c.app_status(APP)
+    c.describe(CO)
+    doc = c.control("GET", "calls")
+    rows = [dict(zip(doc["fields"], row)) for row in doc["calls"]]
+    assert [(r["access_key_id"], r["action"], r["app_id"]) for r in rows] == [
+        ("testid", "DescribeApplicationStatus", APP), ("testid", "DescribeChangeOrder", APP)]
+    assert rows[0]["t"] <= rows[1]["t"] and rows[1]["change_order_id"] == CO
+    assert c.control("GET", f"calls?since={rows[0]['seq']}")["calls"][0][0] == rows[1]["seq"]
+
+
+def test_order_appears_later(c):
+    old = {"id": CO_OLD, "status": 2}
+    later = dict(stuck(), appear_after_seconds=1.5)
+    for k in ("create_ago_seconds",):
+        later.pop(k)
+    setup_sae(c, old, later)
+    t_added = time.time()
+    d = c.app_status(APP)[3]["Data"]
+    assert d["LastChangeOrderId"] == CO_OLD and d["LastChangeOrderRunning"] is False
+    assert c.describe(CO)[3]["Code"] == "InvalidChangeOrder.NotFound"
+    assert [o["ChangeOrderId"] for o in c.list_orders(APP)[3]["Data"]["ChangeOrderList"]] == [CO_OLD]
+    wait_for(lambda: c.app_status(APP)[3]["Data"]["LastChangeOrderId"] == CO, what="the order to appear")
+    assert time.time() - t_added >= 1.5
+    co = c.describe(CO)[3]["Data"]
+    # CreateTime is when it appeared, not when the test added it
+    assert abs(co["CreateTime"] / 1000 - (t_added + 1.5)) < 0.5
+    assert c.control("GET", f"change_orders/{CO}")["visible_at"] == pytest.approx(t_added + 1.5, abs=0.5)
+
+
+def test_timeline_changes_an_order_at_its_time(c):
+    running = {"id": CO, "status": 1, "sub_status": 0, "batch_count": 2,
+               "timeline": [{"after_seconds": 1, "set": {"sub_status": 1}},
+                            {"after_seconds": 30, "set": {"status": 2}}]}
+    setup_sae(c, running)
+    assert c.describe(CO)[3]["Data"]["SubStatus"] == 0
+    wait_for(lambda: c.describe(CO)[3]["Data"]["SubStatus"] == 1, what="the scripted stall")
+    co = c.control("GET", f"change_orders/{CO}")
+    assert len(co["timeline_applied"]) == 1 and len(co["timeline_pending"]) == 1
+    assert co["status"] == 1
+    for bad in ([{"after_seconds": 1}], [{"after_seconds": "x", "set": {}}],
+                [{"after_seconds": 1, "set": {"nope": 1}}], {"after_seconds": 1}):
+        with pytest.raises(AssertionError):
+            c.control("POST", f"apps/{APP}/change_orders", {"timeline": bad})
+
+
+def test_pipeline_control_counts_its_throttled_calls(c):
+    setup_sae(c, stuck())
+    c.control("POST", "rate_limit", {"limit": 4, "window_seconds": 30})
+    st = c.control("POST", "pipeline", {"rate": "20/s", "app_ids": [APP]})
+    assert st["running"] is True and st["access_key_id"] == "pipeline" and st["rate_per_minute"] == 1200
+    st = wait_for(lambda: (lambda s: s if s["calls"] >= 8 else None)(c.control("GET", "pipeline")),
+                  what="pipeline calls")
+    assert st["ok"] == 4 and st["throttled"] == st["calls"] - 4 and st["errors"] == 0
+    done = c.control("DELETE", "pipeline")
+    assert done["running"] is False
+    assert c.control("GET", "pipeline") == {"running": False}
+    reqs = c.control("GET", "requests?kind=api")["requests"]
+    assert all(r["access_key_id"] == "pipeline" and r["app_id"] == APP for r in reqs)
+    # what the simulator counted for the key agrees (one call may still land after the stop)
+    counted = c.control("GET", "account")["by_key"]["pipeline"]
+    assert done["calls"] <= counted["calls"] <= done["calls"] + 1
+    assert done["throttled"] <= counted["throttled"] <= done["throttled"] + 1
+    with pytest.raises(AssertionError):
+        c.control("POST", "pipeline", {"rate": "fast"})
+
+
+def test_pipeline_and_account_limit_from_the_command_line(tmp_path):
+    proc, port = start_sim(tmp_path, "--account-limit", "3/60s", "--pipeline-rate", "600/min",
+                           "--pipeline-key", "pipe:pipesecret", "--scenario", str(HERE / "scenarios" / "demo.json"))
+    try:
+        c = Client(port)
+        st = wait_for(lambda: (lambda s: s if s["calls"] >= 5 else None)(c.control("GET", "pipeline")),
+                      what="pipeline calls")
+        assert st["access_key_id"] == "pipe" and st["ok"] == 3 and st["throttled"] >= 2
+        assert c.app_status("7171a6ca-d1cd-4928-8642-7d5cfe690001")[3]["Code"] == "Throttling.User"
+        # a reset keeps the command line's limit, key and pipeline
+        c.control("POST", "reset")
+        acct = c.control("GET", "account")
+        assert acct["limit"] == 3 and acct["window_seconds"] == 60
+        wait_for(lambda: c.control("GET", "pipeline")["calls"] >= 1, what="the pipeline after a reset")
+        assert "pipe" in {k["access_key_id"] for k in c.control("GET", "keys")["keys"]}
+        assert stop_sim(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    r = subprocess.run([sys.executable, str(SIM_PY), "--account-limit", "lots"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 2 and "--account-limit" not in r.stdout and "rate 'lots'" in r.stderr
+
+
+def test_pipeline_script_on_its_own(c, tmp_path):
+    setup_sae(c, stuck())
+    add_key(c, "pipe2", "pipe2secret")
+    c.control("POST", "rate_limit", {"limit": 2, "window_seconds": 60})
+    out = tmp_path / "pipeline.json"
+    r = subprocess.run([sys.executable, str(HERE / "pipeline.py"), "--port", str(c.port), "--key", "pipe2:pipe2secret",
+                        "--rate", "10/s", "--app", APP, "--duration", "0.45", "--json-out", str(out)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    st = json.loads(out.read_text())
+    assert st["calls"] >= 3 and st["ok"] == 2 and st["throttled"] == st["calls"] - 2
+    assert len(c.requests()) == st["calls"]
+    assert {x["access_key_id"] for x in c.requests()} == {"pipe2"}
+
+
+def test_parse_rate():
+    sys.path.insert(0, str(HERE))
+    import pipeline
+    assert pipeline.parse_rate("20/min") == (20, 60.0)
+    assert pipeline.parse_rate("20/6s") == (20, 6.0)
+    assert pipeline.parse_rate("5/s") == (5, 1.0)
+    assert pipeline.parse_rate("100/h") == (100, 3600.0)
+    for bad in ("0/min", "20", "x/min", "20/0s", "20/day"):
+        with pytest.raises(ValueError):
+            pipeline.parse_rate(bad)
+
+
+def test_late_stuck_scenario(tmp_path):
+    """The scenario the budget's integration tests start from: releases
+    that appear (and get stuck) seconds after the simulator starts."""
+    proc, port = start_sim(tmp_path, "--scenario", str(HERE / "scenarios" / "late_stuck.json"),
+                           "--account-limit", "60/min")
+    try:
+        c = Client(port)
+        t0 = time.time()
+        shop, pay = "7171a6ca-d1cd-4928-8642-7d5cfe69a001", "7171a6ca-d1cd-4928-8642-7d5cfe69a002"
+        late = "a0000000-0000-4000-8000-000000000002"
+        if time.time() - t0 < 1.5:
+            assert c.app_status(pay)[3]["Data"]["LastChangeOrderId"] is None
+        d = wait_for(lambda: (lambda d: d if d["LastChangeOrderId"] == late else None)(c.app_status(shop)[3]["Data"]),
+                     timeout=15, interval=0.4, what="shop-api's release")  # 60/min: do not poll faster
+        assert d["LastChangeOrderRunning"] is True and d["SubStatus"] == "RUNNING_BUT_HAS_ERROR"
+        wait_for(lambda: c.app_status(pay)[3]["Data"]["SubStatus"] == "RUNNING_BUT_HAS_ERROR", timeout=15,
+                 interval=0.4, what="payments to get stuck")
+        assert c.control("GET", "account")["limit"] == 60
+        assert stop_sim(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

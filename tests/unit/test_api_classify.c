@@ -288,6 +288,7 @@ struct server {
         size_t n_reqs;
         conn *conns;
         size_t n_conns;
+        size_t n_accepted;  /* TCP connections ever accepted */
         bool saw_secret; /* any raw request byte sequence holding the test secret */
 };
 
@@ -352,9 +353,11 @@ static char *make_response(server *s, const srv_req *r, size_t *ret_len) {
                          "\"Data\":{\"Path\":\"%s\"}}",
                          s->n_reqs, path);
 
+        bool keep = strncmp(path, "/ka", 3) == 0;
         char *out = strdup_printf("HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                                  "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                                  status, reason, strlen(body), body);
+                                  "Content-Length: %zu\r\n%s\r\n%s",
+                                  status, reason, strlen(body), keep ? "" : "Connection: close\r\n",
+                                  body);
         assert_non_null(out);
         *ret_len = strlen(out);
         return out;
@@ -406,8 +409,16 @@ static int on_conn(sd_event_source *src, int fd, uint32_t revents, void *userdat
                         return 0;
                 }
                 k->out_off += (size_t)n;
-                if (k->out_off == k->out_len)
+                if (k->out_off == k->out_len && strstr(k->out, "Connection: close"))
                         conn_close(k);
+                else if (k->out_off == k->out_len) {
+                        /* keep-alive: ready for the next request */
+                        free(k->out);
+                        k->out = NULL;
+                        k->out_len = k->out_off = k->in_len = 0;
+                        k->answered = false;
+                        assert_true(sd_event_source_set_io_events(src, EPOLLIN) >= 0);
+                }
         }
         return 0;
 }
@@ -426,6 +437,7 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
                 k->next = s->conns;
                 s->conns = k;
                 s->n_conns++;
+                s->n_accepted++;
         }
 }
 
@@ -1100,6 +1112,118 @@ static void test_no_credentials_no_request(void **state) {
         assert_int_equal(g.calls, 0);
 }
 
+/* Polls reuse one connection (no new TCP connection per poll in steady
+ * state); every PUT, a call that changes something, gets a fresh one and
+ * closes it, so libcurl can never silently re-send it on a dead reused one. */
+static void test_polls_reuse_connections_actions_do_not(void **state) {
+        fixture f;
+        fixture_setup(&f, 0, 0, 5 * USEC_PER_SEC, NULL);
+        api_request get = simple_request("GET", "/ka/poll");
+        api_request put = simple_request("PUT", "/ka/act");
+        got g[8] = {};
+        http_stats hs;
+
+        for (int i = 0; i < 5; i++) {
+                assert_int_equal(api_submit(f.api, f.base, &get, API_PRIO_IDLE, on_done, &g[i], NULL), 0);
+                WAIT_FOR(f.e, g[i].calls == 1, 10);
+                assert_int_equal(g[i].res.outcome, API_OK);
+        }
+        assert_int_equal(f.srv.n_accepted, 1);
+        http_client_stats(f.http, &hs);
+        assert_int_equal(hs.requests, 5);
+        assert_int_equal(hs.new_connections, 1);
+
+        for (int i = 5; i < 7; i++) {
+                assert_int_equal(api_submit(f.api, f.base, &put, API_PRIO_ACTION, on_done, &g[i], NULL), 0);
+                WAIT_FOR(f.e, g[i].calls == 1, 10);
+                assert_int_equal(g[i].res.outcome, API_OK);
+                /* its own connection, closed after it: only the idle poll one is left */
+                assert_int_equal(f.srv.n_accepted, (size_t)i - 3);
+                WAIT_FOR(f.e, f.srv.n_conns == 1, 10);
+        }
+        http_client_stats(f.http, &hs);
+        assert_int_equal(hs.new_connections, 3);
+        assert_int_equal(hs.fresh_requests, 2);
+
+        /* and polls still go over the kept connection */
+        assert_int_equal(api_submit(f.api, f.base, &get, API_PRIO_IDLE, on_done, &g[7], NULL), 0);
+        WAIT_FOR(f.e, g[7].calls == 1, 10);
+        assert_int_equal(f.srv.n_accepted, 3);
+        fixture_teardown(&f);
+}
+
+typedef struct limit_got {
+        int calls;
+        long status;
+        int transport_error;
+        char error[256];
+} limit_got;
+
+static void on_limit(const http_response *resp, void *userdata) {
+        limit_got *g = userdata;
+        g->calls++;
+        g->status = resp->status;
+        g->transport_error = resp->transport_error;
+        snprintf(g->error, sizeof g->error, "%s", resp->error ? resp->error : "");
+}
+
+/* Limits are per request: one caller's small cap does not touch another's. */
+static void test_http_per_request_limits(void **state) {
+        fixture f;
+        fixture_setup(&f, 0, 0, 5 * USEC_PER_SEC, NULL);
+        char url[128];
+        snprintf(url, sizeof url, "%s/ka/limits", f.base);
+        http_request small = { .method = "GET", .url = url, .max_response = 16 };
+        http_request plain = { .method = "GET", .url = url };
+        limit_got a = {}, b = {};
+
+        assert_int_equal(http_submit(f.http, &small, on_limit, &a, NULL), 0);
+        assert_int_equal(http_submit(f.http, &plain, on_limit, &b, NULL), 0);
+        WAIT_FOR(f.e, a.calls == 1 && b.calls == 1, 10);
+        assert_int_equal(a.status, 0);
+        assert_int_not_equal(a.transport_error, 0);
+        assert_string_equal(a.error, "response too large (over 16 bytes)");
+        assert_int_equal(b.status, 200);
+
+        /* a short total timeout on a request that is never answered */
+        char slow[128];
+        snprintf(slow, sizeof slow, "%s/slow", f.base);
+        http_request t = { .method = "GET", .url = slow, .timeout_usec = 200 * USEC_PER_MSEC };
+        limit_got c = {};
+        uint64_t t0 = now_monotonic_usec();
+        assert_int_equal(http_submit(f.http, &t, on_limit, &c, NULL), 0);
+        WAIT_FOR(f.e, c.calls == 1, 10);
+        assert_true(now_monotonic_usec() - t0 < 3 * USEC_PER_SEC);
+        assert_string_equal(c.error, "timeout after 200ms");
+
+        /* a secret-bearing request switches libcurl's allocator to wiping */
+        http_request w = { .method = "GET", .url = url, .wipe = 1 };
+        limit_got d = {};
+        assert_int_equal(http_submit(f.http, &w, on_limit, &d, NULL), 0);
+        assert_true(http_wiping_active());
+        WAIT_FOR(f.e, d.calls == 1, 10);
+        assert_int_equal(d.status, 200);
+        fixture_teardown(&f);
+}
+
+/* A host name goes through libcurl's resolver, whose own socket is closed
+ * behind our back: its fd number is then reused by the connection. */
+static void test_http_by_name(void **state) {
+        fixture f;
+        fixture_setup(&f, 0, 0, 5 * USEC_PER_SEC, NULL);
+        char url[128];
+        snprintf(url, sizeof url, "http://localhost:%u/ka/byname", f.srv.port);
+        for (int i = 0; i < 6; i++) {
+                http_request r = { .method = "GET", .url = url, .fresh_connection = i % 2 };
+                limit_got g = {};
+                assert_int_equal(http_submit(f.http, &r, on_limit, &g, NULL), 0);
+                WAIT_FOR(f.e, g.calls == 1, 10);
+                if (g.status != 200)
+                        fail_msg("request %d: status %ld, error %s", i, g.status, g.error);
+        }
+        fixture_teardown(&f);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_classify_table),
@@ -1120,6 +1244,9 @@ int main(void) {
                 cmocka_unit_test(test_http_direct_and_free_from_callback),
                 cmocka_unit_test(test_reconfigure_keeps_the_window),
                 cmocka_unit_test(test_no_credentials_no_request),
+                cmocka_unit_test(test_polls_reuse_connections_actions_do_not),
+                cmocka_unit_test(test_http_per_request_limits),
+                cmocka_unit_test(test_http_by_name),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1053,6 +1053,27 @@ static void test_edas_parse_time(void **state) {
         assert_int_equal(edas_parse_time(NULL, &ms), -EINVAL);
 }
 
+/* The item paths in error messages, built without printf. */
+static void test_where_item(void **state) {
+        static const struct {
+                const char *prefix;
+                size_t index, bufsz;
+                const char *want;
+        } rows[] = {
+                { "Data.Pipelines", 0, 64, "Data.Pipelines[0]" },
+                { "Data.Pipelines", 2, 64, "Data.Pipelines[2]" },
+                { "ChangeOrderList.ChangeOrder", 1234567, 64, "ChangeOrderList.ChangeOrder[1234567]" },
+                { "", 10, 64, "[10]" },
+                { "Data.Pipelines", 7, 18, "Data.Pipelines[7]" },
+                { "Data.Pipelines", 7, 17, "Data.Pipelines" }, /* no room: the prefix, cut */
+                { "Data.Pipelines", 7, 5, "Data" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(rows); i++) {
+                char buf[64];
+                assert_string_equal(json_where_item(buf, rows[i].bufsz, rows[i].prefix, rows[i].index), rows[i].want);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_sae_app_status_running),
@@ -1073,6 +1094,7 @@ int main(void) {
                 cmocka_unit_test(test_app_activity_done),
                 cmocka_unit_test(test_request_builders),
                 cmocka_unit_test(test_edas_parse_time),
+                cmocka_unit_test(test_where_item),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

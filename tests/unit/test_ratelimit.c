@@ -148,6 +148,56 @@ static void test_greedy_callers_never_overfill_a_window(void **state) {
         }
 }
 
+/* n more calls: the (limit - n + 1)-th newest call must have left. */
+static void test_next_allowed_n(void **state) {
+        static const struct {
+                unsigned limit, n;
+                uint64_t calls[6];
+                size_t n_calls;
+                uint64_t now, want;
+        } cases[] = {
+                { 5, 3, { 0, 1 * MS }, 2, 5 * MS, 5 * MS },
+                { 5, 3, { 0, 1 * MS, 2 * MS }, 3, 5 * MS, 1000 * MS },
+                { 5, 3, { 0, 1 * MS, 2 * MS, 3 * MS }, 4, 5 * MS, 1001 * MS },
+                { 5, 3, { 0, 1 * MS, 2 * MS, 3 * MS, 4 * MS }, 5, 5 * MS, 1002 * MS },
+                { 5, 1, { 0, 1 * MS, 2 * MS, 3 * MS, 4 * MS }, 5, 5 * MS, 1000 * MS },
+                { 5, 5, { 0, 1 * MS, 2 * MS, 3 * MS, 4 * MS }, 5, 5 * MS, 1004 * MS },
+                { 5, 6, {}, 0, 5 * MS, UINT64_MAX },
+                { 5, 0, { 0, 1 * MS, 2 * MS, 3 * MS, 4 * MS }, 5, 5 * MS, 5 * MS },
+                { 2, 1, { 0, 1 * MS, 2 * MS, 3 * MS }, 4, 5 * MS, 1002 * MS },
+                { 0, 9, { 0 }, 1, 5 * MS, 5 * MS },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                ratelimit r;
+                assert_int_equal(ratelimit_init(&r, cases[i].limit, 1000 * MS), 0);
+                for (size_t j = 0; j < cases[i].n_calls; j++)
+                        ratelimit_record(&r, cases[i].calls[j]);
+                uint64_t got = ratelimit_next_allowed_n(&r, cases[i].now, cases[i].n);
+                if (got != cases[i].want)
+                        fail_msg("case %zu: %llu, want %llu", i, (unsigned long long)got,
+                                 (unsigned long long)cases[i].want);
+                ratelimit_done(&r);
+        }
+}
+
+/* A reload keeps the newest calls the server still counts. */
+static void test_carry(void **state) {
+        ratelimit old, small, big;
+        assert_int_equal(ratelimit_init(&old, 4, 1000 * MS), 0);
+        for (uint64_t t = 0; t < 6; t++)
+                ratelimit_record(&old, t * 100 * MS);
+        assert_int_equal(ratelimit_init(&small, 2, 1000 * MS), 0);
+        ratelimit_carry(&small, &old);
+        assert_int_equal(ratelimit_in_window(&small, 550 * MS), 2);
+        assert_int_equal(ratelimit_next_allowed(&small, 550 * MS), 1400 * MS);
+        assert_int_equal(ratelimit_init(&big, 10, 1000 * MS), 0);
+        ratelimit_carry(&big, &old);
+        assert_int_equal(ratelimit_in_window(&big, 550 * MS), 4);
+        ratelimit_done(&old);
+        ratelimit_done(&small);
+        ratelimit_done(&big);
+}
+
 static void test_unlimited(void **state) {
         ratelimit r;
         assert_int_equal(ratelimit_init(&r, 0, 60 * USEC_PER_SEC), 0);
@@ -166,6 +216,8 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_scenarios),
                 cmocka_unit_test(test_greedy_callers_never_overfill_a_window),
+                cmocka_unit_test(test_next_allowed_n),
+                cmocka_unit_test(test_carry),
                 cmocka_unit_test(test_unlimited),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -487,6 +487,47 @@ static void test_nonce(void **state) {
         assert_string_not_equal(a, b);
 }
 
+/* The allocation-free form signs exactly like sign_request, for short
+ * input on the stack and for a long STS token (the heap path); the wipe on
+ * done leaves no token in the buffer. */
+static void test_into_matches_and_wipes(void **state) {
+        static char token[5000];
+        memset(token, 'T', sizeof token - 1);
+        for (int with_token = 0; with_token < 2; with_token++) {
+                sign_input in = published_input();
+                if (with_token)
+                        in.security_token = token;
+                sign_output o;
+                sign_result *r = malloc(sizeof *r);
+                assert_non_null(r);
+                assert_int_equal(sign_request(&in, "YourAccessKeyId", "YourAccessKeySecret", &o), 0);
+                assert_int_equal(sign_request_into(&in, "YourAccessKeyId", "YourAccessKeySecret", r), 0);
+                assert_true(with_token ? r->heap != NULL : r->heap == NULL);
+                assert_string_equal(r->signature, o.signature);
+                assert_string_equal(r->canonical_query, o.canonical_query);
+                assert_string_equal(r->signed_headers, o.signed_headers);
+                assert_int_equal(r->n_headers, o.n_headers);
+                for (size_t i = 0; i < o.n_headers; i++)
+                        assert_string_equal(r->headers[i], o.headers[i]);
+                assert_int_equal(with_token, strstr(r->canonical_request, "TTTT") != NULL);
+                assert_null(strstr(o.canonical_request, "TTTT")); /* redacted */
+                sign_output_done(&o);
+                if (!with_token) {
+                        size_t used = r->used;
+                        sign_result_done(r);
+                        for (size_t i = 0; i < used; i++)
+                                assert_int_equal(r->buf[i], 0);
+                } else
+                        sign_result_done(r);
+                assert_null(r->heap);
+                free(r);
+        }
+        sign_result r;
+        sign_input bad = published_input();
+        bad.host = "a\r\nX-Evil: 1";
+        assert_int_equal(sign_request_into(&bad, "id", "secret", &r), -EINVAL);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_published_vector),
@@ -503,6 +544,7 @@ int main(void) {
                 cmocka_unit_test(test_sha256_hex),
                 cmocka_unit_test(test_format_date),
                 cmocka_unit_test(test_nonce),
+                cmocka_unit_test(test_into_matches_and_wipes),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
