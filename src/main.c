@@ -25,12 +25,14 @@
 #include "http.h"
 #include "log.h"
 #include "metric_eval.h"
+#include "notify_test.h"
 #include "metrics.h"
 #include "rollguard-config.h"
 #include "safe_open.h"
 #include "serve.h"
 #include "state_repair.h"
 #include "status_cmd.h"
+#include "tell.h"
 #include "util.h"
 #include "watcher.h"
 
@@ -47,6 +49,7 @@ typedef struct daemon_ctx {
         metric_eval *metric_eval;
         action_hooks hooks;
         serve *alerts;
+        tell *tell;                 /* notifications (notify:) */
         sd_event_source *status_timer;
         int lock_fd;
         int exit_code;
@@ -65,18 +68,21 @@ typedef struct command {
         const char *name;
         const char *help; /* one line for --help */
         int (*run)(const cli *c); /* returns the exit status */
-        bool takes_args; /* words after the command go to cli.args */
 } command;
 
 /* Every command, in the order --help lists them; the first is the default.
  * A new one is a file in src/cli/ and a line here (and in rollguard(8)). */
 static const command commands[] = {
-        { "run", "run the daemon in the foreground (default; systemd Type=notify)", cmd_daemon, false },
-        { "check", "validate the config and credentials, print a summary", cmd_check, false },
-        { "once", "poll every app once, evaluate, act, exit", cmd_once, false },
-        { "status", "ask the running daemon what it sees and print a table", cmd_status, false },
-        { "state", "state repair APP: set an unreadable state file aside, end the quarantine", cmd_state, true },
+        { "run", "run the daemon in the foreground (default; systemd Type=notify)", cmd_daemon },
+        { "check", "validate the config and credentials, print a summary", cmd_check },
+        { "once", "poll every app once, evaluate, act, exit", cmd_once },
+        { "status", "ask the running daemon what it sees and print a table", cmd_status },
+        { "notify-test", "send a test message to each notification channel (or NAME), print the answers", cmd_notify_test },
+        { "state", "state repair APP: set an unreadable state file aside, end the quarantine", cmd_state },
 };
+
+/* Commands that take an operand: `notify-test [NAME]`. */
+static const char *const commands_with_operand[] = { "notify-test" };
 
 static const command *find_command(const char *name) {
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
@@ -91,7 +97,7 @@ static void help(FILE *f) {
                 if ((int)strlen(commands[i].name) >= width)
                         width = (int)strlen(commands[i].name) + 1;
         fprintf(f,
-                "Usage: rollguard [--config FILE] [--dry-run] [--verbose] [COMMAND]\n"
+                "Usage: rollguard [--config FILE] [--dry-run] [--verbose] [COMMAND [NAME]]\n"
                 "\n"
                 "Watches phased releases on Alibaba Cloud SAE and EDAS and rolls back the\n"
                 "ones that stall, fail a batch, or trip an alert.\n"
@@ -153,7 +159,11 @@ static int parse_cli(int argc, char **argv, cli *c) {
         }
         if (optind < argc)
                 c->command = argv[optind++];
-        if (optind < argc && find_command(c->command) && find_command(c->command)->takes_args) {
+        for (size_t i = 0; i < ELEMENTSOF(commands_with_operand) && optind < argc; i++)
+                if (streq(c->command, commands_with_operand[i]))
+                        c->argument = argv[optind++];
+        /* `state repair APP`: every word after the command */
+        if (optind < argc && streq(c->command, "state")) {
                 c->args = argv + optind;
                 c->n_args = argc - optind;
                 optind = argc;
@@ -202,9 +212,22 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static void on_drained(void *userdata) {
+/* Notifications already queued get a few seconds to go out before exit. */
+#define NOTIFY_FLUSH_USEC (5 * USEC_PER_SEC)
+
+static void on_notifications_flushed(void *userdata) {
         daemon_ctx *d = userdata;
         sd_event_exit(d->event, d->exit_code);
+}
+
+static void exit_after_notifications(daemon_ctx *d) {
+        if (!d->tell || tell_pending(d->tell) == 0 ||
+            tell_flush(d->tell, NOTIFY_FLUSH_USEC, on_notifications_flushed, d) < 0)
+                sd_event_exit(d->event, d->exit_code);
+}
+
+static void on_drained(void *userdata) {
+        exit_after_notifications(userdata);
 }
 
 static int on_drain_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -279,6 +302,8 @@ static int apply_config(daemon_ctx *d, config *n, char **err) {
         r = api_client_reconfigure(d->api, &o);
         if (r < 0)
                 log_warning("cannot apply the new rate limit and timeout (%s); keeping the old ones", strerror(-r));
+        if (d->tell && (r = tell_reconfigure(d->tell, n)) < 0)
+                log_warning("cannot apply the new notification channels (%s); keeping the old ones", strerror(-r));
         return 0;
 }
 
@@ -318,7 +343,7 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 static void on_once_done(void *userdata, int failures) {
         daemon_ctx *d = userdata;
         d->exit_code = failures > 0 ? EXIT_RUNTIME : EXIT_OK;
-        sd_event_exit(d->event, d->exit_code);
+        exit_after_notifications(d);
 }
 
 /* The lock is on the directory itself, not on a file in it: deleting a file
@@ -354,6 +379,8 @@ static int take_state_lock(const char *dir, bool lock, int *ret_fd, char **ret_e
 static void daemon_done(daemon_ctx *d) {
         serve_free(d->alerts);
         watcher_free(d->watcher);
+        log_set_observer(NULL, NULL);
+        tell_free(d->tell);
         metric_eval_free(d->metric_eval);
         prom_client_free(d->prom);
         api_client_free(d->api);
@@ -458,6 +485,11 @@ static int cmd_run(const cli *c, bool once) {
                 exit_code = EXIT_CONFIG;
                 goto out;
         }
+        /* Before the watcher: an unconfirmed action found at start-up is
+         * news too. */
+        if ((r = tell_new(d.event, d.http, d.metrics, d.cfg, &d.tell)) < 0)
+                goto fail;
+        log_set_observer(tell_observe, d.tell);
         watcher_options wo = {
                 .force_dry_run = c->dry_run,
                 .once = once,

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "check_notify.h"
 #include "check_query.h"
 #include "credentials.h"
 #include "util.h"
@@ -110,6 +111,8 @@ int cmd_check(const cli *c) {
                 for (size_t j = 0; j < a->n_rules; j++)
                         print_rule(&a->rules[j]);
         }
+        if (!check_notify_print(cfg))
+                exit_code = EXIT_CONFIG;
         if (c->query) {
                 fflush(stdout);
                 /* an inconclusive query is a finding, not a config error */

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "change_order.h"
+#include "notify_channel.h"
 #include "rules.h"
 
 typedef enum edas_kind {
@@ -27,6 +28,18 @@ typedef struct app_config {
         bool builtin_rules;
         unsigned line;  /* 1-based line of the app in the file, for messages */
 } app_config;
+
+/* One `notify:` entry (config_notify.c). ch holds what the file says: name,
+ * type, events, apps and an inline url (NULL when url_file is used); its
+ * secret stays NULL here. The files are read when the channel is started
+ * (tell.h), so `rollguard status` never touches a secret. */
+typedef struct notify_config {
+        notify_channel ch;
+        char *url_file;     /* url_file, as written */
+        char *secret_file;  /* secret_file, as written; NULL = unsigned */
+        unsigned line, col; /* of the entry, for messages */
+        unsigned *app_pos;  /* line, col of each apps entry: checked once apps is read */
+} notify_config;
 
 typedef struct config {
         char *path;
@@ -58,6 +71,9 @@ typedef struct config {
 
         app_config *apps;
         size_t n_apps;
+
+        notify_config *notify;     /* notify: the channels, in file order */
+        size_t n_notify;
 } config;
 
 /* Parse and validate. On failure returns a negative errno-style code and sets

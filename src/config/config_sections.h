@@ -54,3 +54,9 @@ int cfg_finish_when_metric(parse_ctx *x, const node *when, const char *where, co
 /* After the whole file: every query rule has a prometheus section, and its
  * template is valid for its app (FILE:LINE:COL of the placeholder). */
 int cfg_check_prom_rules(parse_ctx *x, const config *c);
+
+/* config_notify.c: the notification channels. cfg_check_notify runs after
+ * every section is read: a channel's apps must name configured apps. */
+int cfg_parse_notify(parse_ctx *x, const node *v, config *c);
+int cfg_check_notify(parse_ctx *x, config *c);
+void cfg_done_notify(config *c);

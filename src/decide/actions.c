@@ -28,6 +28,7 @@ struct action_run {
         sd_event_source *retry_timer;
         unsigned attempts;
         gate_step waiting; /* a hook owes us actions_resume */
+        char reason[192];  /* what the rule saw, for the records after the decision */
         bool has_value;    /* actions_set_metric */
         double value, threshold;
         char value_s[32], threshold_s[32]; /* for the journal fields */
@@ -158,6 +159,7 @@ static log_fields run_fields(const action_run *run, const char *result) {
                 .rule = run->rule.name,
                 .action = rule_action_name(run->rule.action),
                 .result = result,
+                .reason = run->reason[0] ? run->reason : NULL,
                 .value = run->has_value ? run->value_s : NULL,
                 .threshold = run->has_value ? run->threshold_s : NULL,
         };
@@ -205,6 +207,7 @@ static void on_action_done(const api_result *r, const char *new_id, void *userda
         case API_OK: {
                 record_outcome(run, ACT_DONE, NULL, new_id);
                 log_fields f = run_fields(run, "done");
+                f.rollback_change_order = new_id;
                 log_event_send(EV_ACTION_DONE, LOG_NOTICE, &f,
                                "%s %s: %s accepted%s%s (request %s)", rule_action_name(run->rule.action),
                                run->co.id, api, new_id ? ", rollback change order " : "",
@@ -533,6 +536,8 @@ int actions_fire(const action_ctx *ctx, const action_fire_input *fi, action_run 
         }
         char matched[192];
         rule_matches(r, in, matched, sizeof matched);
+        snprintf(run->reason, sizeof run->reason, "%s", matched);
+        f.reason = run->reason;
         decided(ctx, r, "act");
         log_event_send(EV_DECISION, LOG_NOTICE, &f, "rule %s fired on %s (%s): %s; re-reading the order first",
                        r->name, in->co->id, matched, rule_action_name(r->action));

@@ -811,6 +811,7 @@ static const char *const expected_event_names[_EV_MAX] = {
         [EV_ALERT] = "rollguard-alert",
         [EV_CREDENTIALS] = "rollguard-credentials",
         [EV_METRIC_QUERY] = "rollguard-metric-query",
+        [EV_NOTIFY_FAILED] = "rollguard-notify-failed",
 };
 
 static bool is_message_id(const char *s) {
