@@ -43,6 +43,7 @@ static const struct {
         [EV_CREDENTIALS] = { "rollguard-credentials", "6d4f6d91472041b0b6901151efafbf25" },
         [EV_METRIC_QUERY] = { "rollguard-metric-query", "16593eb370b0495d85418b66ddd97a43" },
         [EV_NOTIFY_FAILED] = { "rollguard-notify-failed", "1b4e2e97df984a34add498487acae329" },
+        [EV_CLOUD_EVENT] = { "rollguard-cloud-event", "9232b4dbfe42482a959c5e11158e225a" },
 };
 
 static const char *const priority_names[8] = {

@@ -35,6 +35,7 @@ typedef enum log_event {
         EV_CREDENTIALS,
         EV_METRIC_QUERY,   /* a metric rule's query became inconclusive, or answers again */
         EV_NOTIFY_FAILED,  /* a notification channel keeps failing */
+        EV_CLOUD_EVENT,    /* an EventBridge event named an app (a hint), or a delivery was refused */
         _EV_MAX,
 } log_event;
 

@@ -812,6 +812,7 @@ static const char *const expected_event_names[_EV_MAX] = {
         [EV_CREDENTIALS] = "rollguard-credentials",
         [EV_METRIC_QUERY] = "rollguard-metric-query",
         [EV_NOTIFY_FAILED] = "rollguard-notify-failed",
+        [EV_CLOUD_EVENT] = "rollguard-cloud-event",
 };
 
 static bool is_message_id(const char *s) {
