@@ -29,7 +29,9 @@
 #include "notify_test.h"
 #include "metrics.h"
 #include "rollguard-config.h"
+#include "safe_open.h"
 #include "serve.h"
+#include "state_repair.h"
 #include "status_cmd.h"
 #include "tell.h"
 #include "util.h"
@@ -78,6 +80,7 @@ static const command commands[] = {
         { "once", "poll every app once, evaluate, act, exit", cmd_once },
         { "status", "ask the running daemon what it sees and print a table", cmd_status },
         { "notify-test", "send a test message to each notification channel (or NAME), print the answers", cmd_notify_test },
+        { "state", "state repair APP: set an unreadable state file aside, end the quarantine", cmd_state },
 };
 
 /* Commands that take an operand: `notify-test [NAME]`. */
@@ -161,6 +164,12 @@ static int parse_cli(int argc, char **argv, cli *c) {
         for (size_t i = 0; i < ELEMENTSOF(commands_with_operand) && optind < argc; i++)
                 if (streq(c->command, commands_with_operand[i]))
                         c->argument = argv[optind++];
+        /* `state repair APP`: every word after the command */
+        if (optind < argc && streq(c->command, "state")) {
+                c->args = argv + optind;
+                c->n_args = argc - optind;
+                optind = argc;
+        }
         if (optind < argc) {
                 fprintf(stderr, "rollguard: unexpected argument '%s'. Try 'rollguard --help'.\n", argv[optind]);
                 return -EINVAL;
@@ -350,19 +359,31 @@ static void on_once_done(void *userdata, int failures) {
         exit_after_notifications(d);
 }
 
-static int take_state_lock(const char *dir, int *ret_fd) {
-        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-                return -errno;
-        _cleanup_free_ char *p = strdup_printf("%s/.lock", dir);
-        if (!p)
-                return -ENOMEM;
-        int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (fd < 0)
-                return -errno;
+/* The lock is on the directory itself, not on a file in it: deleting a file
+ * cannot let a second daemon in. The directory must be ours alone (owner,
+ * mode), or anyone who can write it could plant files we then trust. */
+static int take_state_lock(const char *dir, bool lock, int *ret_fd, char **ret_error) {
+        int fd;
+        int r = safe_open_state_dir(dir, true, &fd, ret_error);
+        if (r < 0)
+                return r;
+        if (!lock) {
+                close(fd);
+                return 0;
+        }
         if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
                 int e = errno;
                 close(fd);
                 return e == EWOULDBLOCK ? -EBUSY : -e;
+        }
+        /* ".lock" is information only now (who holds the lock); never
+         * through a symlink, and failing to write it changes nothing */
+        int info = openat(fd, ".lock", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+        if (info >= 0) {
+                struct stat st;
+                if (fstat(info, &st) >= 0 && S_ISREG(st.st_mode))
+                        dprintf(info, "%d\n", (int)getpid());
+                close(info);
         }
         *ret_fd = fd;
         return 0;
@@ -455,15 +476,17 @@ static int cmd_run(const cli *c, bool once) {
                 *colon = 0;
 
         bool read_only = once && c->dry_run;
-        if (!read_only) {
-                r = take_state_lock(state_dir, &d.lock_fd);
+        {
+                _cleanup_free_ char *lerr = NULL;
+                r = take_state_lock(state_dir, !read_only, &d.lock_fd, &lerr);
                 if (r == -EBUSY) {
                         log_error("another rollguard is running with state directory %s; use 'rollguard status', or 'rollguard once --dry-run' which only reads",
                                   state_dir);
                         goto out;
                 }
                 if (r < 0) {
-                        log_error("cannot use state directory %s: %s", state_dir, strerror(-r));
+                        log_error("refusing to start: %s", lerr ? lerr : strerror(-r));
+                        exit_code = EXIT_CONFIG;
                         goto out;
                 }
         }

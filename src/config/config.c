@@ -16,6 +16,7 @@
 
 #include "config_read.h"
 #include "config_sections.h"
+#include "safe_open.h"
 #include "util.h"
 #include "yaml_doc.h"
 
@@ -330,15 +331,21 @@ int config_load(const char *path, config **ret, char **ret_error) {
         if (ret_error)
                 *ret_error = NULL;
         *ret = NULL;
+        /* A regular file only, opened O_NONBLOCK: a FIFO put in its place
+         * would block open(2) or read(2), and with it `check` or the whole
+         * loop on SIGHUP. A symlink is fine (config management makes them). */
+        _cleanup_free_ char *why = NULL;
+        int fd = -1;
+        int r = safe_open_read(AT_FDCWD, path, NULL, &fd, &why);
         /* one byte past the limit is enough to know it is too large */
-        /* a config can be /dev/stdin or a pipe, where st_size says nothing */
-        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        int r = fd < 0 ? -errno : read_fd_limited(fd, CONFIG_MAX_BYTES + 1, false, &buf, &len);
-        if (fd >= 0)
+        if (r >= 0) {
+                r = read_fd_limited(fd, CONFIG_MAX_BYTES + 1, true, &buf, &len);
                 close(fd);
+        }
         if (r < 0) {
                 if (ret_error)
-                        *ret_error = strdup_printf("%s: cannot read: %s", path, strerror(-r));
+                        *ret_error = r == -EBADFD && why ? strdup_printf("%s: cannot read: %s", path, why)
+                                                         : strdup_printf("%s: cannot read: %s", path, strerror(-r));
                 return r;
         }
         return config_parse(path, buf, len, ret, ret_error);

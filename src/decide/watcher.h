@@ -63,9 +63,10 @@ watcher *watcher_free(watcher *w);
  * short start-up window so a thousand apps do not poll in the same instant. */
 int watcher_start(watcher *w);
 
-/* Switch to a new config (SIGHUP). Apps are matched by name: kept apps keep
- * their state, schedule and any action in flight; new apps start; removed
- * apps stop (an action already sent is still recorded). */
+/* Switch to a new config (SIGHUP). Apps are matched by identity (platform,
+ * region, app id), so a renamed app keeps its state, schedule and any action
+ * in flight under its new name; new apps start; removed apps stop (an action
+ * already sent is still recorded). */
 int watcher_reconfigure(watcher *w, const config *cfg);
 
 /* Stop polling and start no new action; `done` runs (from the loop, or at
@@ -105,6 +106,7 @@ typedef struct watcher_app_view {
         const char *holding_rule;       /* the rule due to fire next; NULL when none */
         int64_t next_fire_ms;
         const act_record *last_action;  /* newest durable action record; NULL when none */
+        bool quarantined;               /* its state file cannot be read: never acts */
 } watcher_app_view;
 size_t watcher_n_apps(const watcher *w);
 /* i < watcher_n_apps(w), in config order. */

@@ -35,7 +35,10 @@ int watcher_new(sd_event *e, api_client *api, const config *cfg, const watcher_o
                                                    "app", "rule", "result");
                 w->actions = metrics_counter_new(m, "rollguard_actions_total", "Rollback/abort calls by kind and result.",
                                                  "kind", "result");
-                if (!w->polls || !w->api_errors || !w->decisions || !w->actions) {
+                w->quarantined = metrics_gauge_new(m, "rollguard_app_quarantined",
+                                                   "1 while the app's state file cannot be read: watched, never acted on.",
+                                                   "app");
+                if (!w->polls || !w->api_errors || !w->decisions || !w->actions || !w->quarantined) {
                         watcher_free(w);
                         return -ENOMEM;
                 }
@@ -61,7 +64,7 @@ int watcher_start(watcher *w) {
         w->once_pending = w->n_apps;
         if (w->opt.once && w->n_apps == 0 && w->opt.once_done)
                 w->opt.once_done(w->opt.userdata, 0);
-        watcher_circuit_check(w, now_realtime_ms());
+        watcher_circuit_check(w, now_steady_ms());
         for (size_t i = 0; i < w->n_apps; i++) {
                 /* The first app polls at once; the rest spread evenly, so start-up
                  * is not a burst the rate limiter has to flatten. */
@@ -85,10 +88,24 @@ int watcher_reconfigure(watcher *w, const config *cfg) {
                 const app_config *ac = &cfg->apps[i];
                 app_watch *old = NULL;
                 for (size_t j = 0; j < w->n_apps; j++)
-                        if (w->apps[j] && streq(w->apps[j]->name, ac->name) && same_identity(w->apps[j]->cfg, ac)) {
+                        /* identity, not name: a rename keeps the record and any
+                         * action in flight */
+                        if (w->apps[j] && same_identity(w->apps[j]->cfg, ac)) {
                                 old = w->apps[j];
                                 break;
                         }
+                if (old && !streq(old->name, ac->name)) {
+                        char *nn = strdup(ac->name);
+                        if (nn) { /* out of memory: it keeps its old name */
+                                log_fields f = { .app = ac->name };
+                                log_event_send(EV_NONE, LOG_INFO, &f, "app %s is now called %s (same app id)",
+                                               old->name, ac->name);
+                                free(old->name);
+                                old->name = nn;
+                                old->actx.app_name = nn;
+                                (void)free_and_strdup(&old->state.name, nn);
+                        }
+                }
                 if (old) {
                         apps[n++] = old;
                         continue;
@@ -135,7 +152,7 @@ int watcher_reconfigure(watcher *w, const config *cfg) {
                         app_watch_schedule(a, jitter_usec(USEC_PER_SEC, 0.5));
         }
         (void)old_n;
-        watcher_circuit_check(w, now_realtime_ms());
+        watcher_circuit_check(w, now_steady_ms());
         return 0;
 }
 

@@ -27,6 +27,7 @@ static void add_app(cJSON *o, const watcher_app_view *v, size_t alerts_firing, i
         cJSON_AddStringToObject(o, "app_id", v->cfg->app_id);
         cJSON_AddStringToObject(o, "state", v->state);
         cJSON_AddBoolToObject(o, "dry_run", v->dry_run);
+        cJSON_AddBoolToObject(o, "quarantined", v->quarantined);
         if (v->co) {
                 cJSON_AddStringToObject(o, "change_order", v->co->id);
                 const char *sn = co_status_name(v->co->status);

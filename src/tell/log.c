@@ -38,6 +38,7 @@ static const struct {
         [EV_CIRCUIT_OPEN] = { "rollguard-circuit-open", "81a05b8a32e94952a82af9ee0e314404" },
         [EV_CIRCUIT_CLOSED] = { "rollguard-circuit-closed", "73a16010fb8243438fced3d118d8f039" },
         [EV_STATE_CORRUPT] = { "rollguard-state-corrupt", "985b72f1a06444fa94ab3c5c3c600443" },
+        [EV_STATE_QUARANTINED] = { "rollguard-state-quarantined", "a49d685f1266465b92f9b640c79dfa6b" },
         [EV_ALERT] = { "rollguard-alert", "f6f03ae3d4dd44fd8c339b4ab96f887e" },
         [EV_CREDENTIALS] = { "rollguard-credentials", "6d4f6d91472041b0b6901151efafbf25" },
         [EV_METRIC_QUERY] = { "rollguard-metric-query", "16593eb370b0495d85418b66ddd97a43" },

@@ -30,6 +30,7 @@ typedef enum log_event {
         EV_CIRCUIT_OPEN,
         EV_CIRCUIT_CLOSED,
         EV_STATE_CORRUPT,
+        EV_STATE_QUARANTINED, /* a state file cannot be read: the app never acts */
         EV_ALERT,
         EV_CREDENTIALS,
         EV_METRIC_QUERY,   /* a metric rule's query became inconclusive, or answers again */
