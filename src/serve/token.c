@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "safe_open.h"
 #include "util.h"
 
 #define ALERTS_TOKEN_MAX 4096
@@ -37,11 +38,13 @@ int token_read(const config *cfg, char **ret_token, size_t *ret_len, char **ret_
                 return -ENOKEY;
         }
 
-        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0) {
-                int err = errno;
-                *ret_error = strdup_printf("cannot read alert token file %s: %s", path, strerror(err));
-                return -err;
+        /* A FIFO or device in its place must not hang the loop (issue 12). */
+        int fd = -1;
+        _cleanup_free_ char *why = NULL;
+        int o = safe_open_read(AT_FDCWD, path, &(safe_open_opts){ .max_size = ALERTS_TOKEN_MAX + 1 }, &fd, &why);
+        if (o < 0) {
+                *ret_error = strdup_printf("cannot read the alert token: %s", why ? why : strerror(-o));
+                return o;
         }
         char buf[ALERTS_TOKEN_MAX + 1];
         size_t len = 0;

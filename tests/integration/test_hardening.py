@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (config_app, sae_app, stuck_order, wait_for, write_config)
+from test_alerts import free_port
 
 ROLLBACK = "AbortAndRollbackChangeOrder"
 DESCRIBE = "DescribeChangeOrder"
@@ -222,6 +223,21 @@ def test_fifo_config_and_credentials_do_not_hang(sim, tmp_path, start_daemon, ru
 
 # --------------------------------------------------------------------------
 # 5, 6. symlinks, ownership, the lock
+
+
+def test_fifo_alert_token_does_not_hang(sim, tmp_path, start_daemon):
+    """The alert token is read at start and on every reload: a FIFO in its
+    place is refused at once with its type named, never waited on."""
+    token = Path(tmp_path) / "alert-token-fifo"
+    os.mkfifo(token)
+    app = sae_app(name="x")
+    sim.add_app(app)
+    cfg = write_config(tmp_path, sim, [app],
+                       extra={"alerts": {"listen": f"127.0.0.1:{free_port()}", "token_file": str(token)}})
+    d = start_daemon(cfg)
+    line = d.wait_for_log("alert token", timeout=10)
+    assert "is a FIFO" in line, line
+    assert d.wait_exit(timeout=10) == 1
 
 
 def test_planted_symlinks_are_not_followed(sim, tmp_path, start_daemon):
