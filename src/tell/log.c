@@ -40,6 +40,9 @@ static const struct {
         [EV_STATE_CORRUPT] = { "rollguard-state-corrupt", "985b72f1a06444fa94ab3c5c3c600443" },
         [EV_ALERT] = { "rollguard-alert", "f6f03ae3d4dd44fd8c339b4ab96f887e" },
         [EV_CREDENTIALS] = { "rollguard-credentials", "6d4f6d91472041b0b6901151efafbf25" },
+        [EV_API_THROTTLED] = { "rollguard-api-throttled", "8efefc34b6644117a212f9a28df5ff95" },
+        [EV_BUDGET_STRETCHED] = { "rollguard-budget-stretched", "2ec0bfb29005410db08c4ea9235a3843" },
+        [EV_RELEASE_UNOBSERVED] = { "rollguard-release-unobserved", "58cecb3338e9431cbf47d4f74bc60503" },
 };
 
 static const char *const priority_names[8] = {

@@ -32,6 +32,9 @@ typedef enum log_event {
         EV_STATE_CORRUPT,
         EV_ALERT,
         EV_CREDENTIALS,
+        EV_API_THROTTLED,      /* the account throttles: every call slows down (and back) */
+        EV_BUDGET_STRETCHED,   /* releases in flight get a longer interval than active_poll_interval (and back) */
+        EV_RELEASE_UNOBSERVED, /* a release in flight not seen for unobserved_after (and seen again) */
         _EV_MAX,
 } log_event;
 

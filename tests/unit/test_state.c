@@ -793,6 +793,9 @@ static const char *const expected_event_names[_EV_MAX] = {
         [EV_STATE_CORRUPT] = "rollguard-state-corrupt",
         [EV_ALERT] = "rollguard-alert",
         [EV_CREDENTIALS] = "rollguard-credentials",
+        [EV_API_THROTTLED] = "rollguard-api-throttled",
+        [EV_BUDGET_STRETCHED] = "rollguard-budget-stretched",
+        [EV_RELEASE_UNOBSERVED] = "rollguard-release-unobserved",
 };
 
 static bool is_message_id(const char *s) {
