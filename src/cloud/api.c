@@ -35,6 +35,7 @@ struct api_call {
         unsigned throttled;    /* times it came back throttled and was re-queued */
         uint64_t queued_at;    /* CLOCK_MONOTONIC, for the queue-wait histogram */
         uint64_t sent_at;
+        uint64_t not_before;   /* a throttled call waits one pacer step before it goes again */
 
         char *origin;          /* "scheme://authority", what the URL starts with */
         char *host;            /* authority exactly as in base_url */
@@ -372,9 +373,10 @@ static bool dispatch(api_client *c) {
                 if (call->prio != API_PRIO_ACTION && c->n_in_flight >= API_MAX_IN_FLIGHT)
                         return false;
 
-                if (d.when > now) {
+                uint64_t when = d.when > call->not_before ? d.when : call->not_before;
+                if (when > now) {
                         count_waits(c);
-                        if (arm_rate_timer(c, d.when) < 0)
+                        if (arm_rate_timer(c, when) < 0)
                                 /* cannot wait on the loop: retry on the next event */
                                 schedule_dispatch(c);
                         return false;
@@ -438,6 +440,10 @@ static void requeue_throttled(api_client *c, api_call *call, const api_result *r
                                budget_calls_per_minute(&c->budget, now));
         }
         call->throttled++;
+        /* Actions take no pacer, but the account just said it is full: the
+         * resend waits one step of the slowed pace, whatever its class. */
+        double cpm = budget_calls_per_minute(&c->budget, now);
+        call->not_before = now + (cpm > 0 ? (uint64_t)((double)USEC_PER_MIN / cpm) : USEC_PER_SEC);
         list_prepend(&c->queue[call->prio], call);
         c->n_queued++;
         c->waiting.waiting[call->prio]++;

@@ -50,6 +50,20 @@ uint64_t watcher_in_flight_interval(const watcher *w) {
         return i > w->cfg->active_poll_interval_usec ? i : w->cfg->active_poll_interval_usec;
 }
 
+void watcher_budget_get(watcher *w, watcher_budget_view *out) {
+        watcher_budget_update(w);
+        const budget_plan *p = &w->budget.plan;
+        *out = (watcher_budget_view){
+                .calls_per_minute = w->budget.calls_per_minute,
+                .throttled = w->budget.throttled,
+                .in_flight_interval_usec = watcher_in_flight_interval(w),
+                .stretched = p->stretched,
+                .idle_interval_usec = p->idle_interval_usec > w->cfg->poll_interval_usec ? p->idle_interval_usec
+                                                                                         : w->cfg->poll_interval_usec,
+                .idle_sweep_usec = p->idle_sweep_usec,
+        };
+}
+
 /* ---- the idle round robin ---- */
 
 /* Never polled first, then the oldest poll. */
@@ -90,6 +104,11 @@ void watcher_idle_due(app_watch *a) {
 
 /* ---- releases in flight nobody sees ---- */
 
+/* Ages in messages to the millisecond: microseconds are noise to a human. */
+static uint64_t round_ms(uint64_t usec) {
+        return usec / USEC_PER_MSEC * USEC_PER_MSEC;
+}
+
 void watcher_seen(app_watch *a) {
         uint64_t now = now_monotonic_usec();
         if (a->unobserved_said) {
@@ -97,7 +116,7 @@ void watcher_seen(app_watch *a) {
                 log_fields f = { .app = a->name, .change_order = a->have_co ? a->co.id : a->state.last_change_order_id };
                 log_event_send(EV_RELEASE_UNOBSERVED, LOG_NOTICE, &f, "release %s of %s is seen again after %s",
                                strna(f.change_order), a->name,
-                               format_duration(a->seen_usec ? now - a->seen_usec : 0, b, sizeof b));
+                               format_duration(a->seen_usec ? round_ms(now - a->seen_usec) : 0, b, sizeof b));
         }
         a->unobserved_said = false;
         a->seen_usec = now;
@@ -116,7 +135,7 @@ static void check_unobserved(watcher *w, uint64_t now) {
                                  .result = a->error_code };
                 log_event_send(EV_RELEASE_UNOBSERVED, LOG_WARNING, &f,
                                "release %s of %s in flight has not been seen for %s (last error: %s); rollguard cannot act on it until it sees it again",
-                               strna(f.change_order), a->name, format_duration(now - a->seen_usec, b, sizeof b),
+                               strna(f.change_order), a->name, format_duration(round_ms(now - a->seen_usec), b, sizeof b),
                                a->error_code ? a->error_code : "none");
         }
 }

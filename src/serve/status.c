@@ -82,6 +82,17 @@ static cJSON *status_json(const status *s) {
         cJSON_AddBoolToObject(root, "circuit_open", sum.counts.circuit_open);
         cJSON_AddNumberToObject(root, "actions_last_hour", (double)sum.actions_last_hour);
         cJSON_AddNumberToObject(root, "max_actions_per_hour", sum.max_actions_per_hour);
+        watcher_budget_view bv;
+        watcher_budget_get(s->watcher, &bv);
+        cJSON *b = cJSON_AddObjectToObject(root, "budget");
+        if (!b)
+                goto oom;
+        cJSON_AddNumberToObject(b, "calls_per_minute", bv.calls_per_minute);
+        cJSON_AddBoolToObject(b, "throttled", bv.throttled);
+        cJSON_AddNumberToObject(b, "in_flight_interval_seconds", (double)bv.in_flight_interval_usec / USEC_PER_SEC);
+        cJSON_AddBoolToObject(b, "stretched", bv.stretched);
+        cJSON_AddNumberToObject(b, "idle_interval_seconds", (double)bv.idle_interval_usec / USEC_PER_SEC);
+        cJSON_AddNumberToObject(b, "idle_sweep_seconds", (double)bv.idle_sweep_usec / USEC_PER_SEC);
         cJSON *arr = cJSON_AddArrayToObject(root, "apps");
         if (!arr)
                 goto oom;
