@@ -24,10 +24,13 @@
 #include "credentials.h"
 #include "http.h"
 #include "log.h"
+#include "metric_eval.h"
+#include "notify_test.h"
 #include "metrics.h"
 #include "rollguard-config.h"
 #include "serve.h"
 #include "status_cmd.h"
+#include "tell.h"
 #include "util.h"
 #include "watcher.h"
 
@@ -40,7 +43,11 @@ typedef struct daemon_ctx {
         api_client *api;
         watcher *watcher;
         metrics_registry *metrics;
+        prom_client *prom;          /* metric rules; NULL without prometheus: */
+        metric_eval *metric_eval;
+        action_hooks hooks;
         serve *alerts;
+        tell *tell;                 /* notifications (notify:) */
         sd_event_source *status_timer;
         int lock_fd;
         int exit_code;
@@ -68,7 +75,11 @@ static const command commands[] = {
         { "check", "validate the config and credentials, print a summary", cmd_check },
         { "once", "poll every app once, evaluate, act, exit", cmd_once },
         { "status", "ask the running daemon what it sees and print a table", cmd_status },
+        { "notify-test", "send a test message to each notification channel (or NAME), print the answers", cmd_notify_test },
 };
+
+/* Commands that take an operand: `notify-test [NAME]`. */
+static const char *const commands_with_operand[] = { "notify-test" };
 
 static const command *find_command(const char *name) {
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
@@ -83,7 +94,7 @@ static void help(FILE *f) {
                 if ((int)strlen(commands[i].name) >= width)
                         width = (int)strlen(commands[i].name) + 1;
         fprintf(f,
-                "Usage: rollguard [--config FILE] [--dry-run] [--verbose] [COMMAND]\n"
+                "Usage: rollguard [--config FILE] [--dry-run] [--verbose] [COMMAND [NAME]]\n"
                 "\n"
                 "Watches phased releases on Alibaba Cloud SAE and EDAS and rolls back the\n"
                 "ones that stall, fail a batch, or trip an alert.\n"
@@ -99,6 +110,7 @@ static void help(FILE *f) {
                 "  -v, --verbose      debug logging\n"
                 "  -h, --help         this help\n"
                 "  -V, --version      print the version\n"
+                "  -Q, --query        check: run each metric rule's query once\n"
                 "\n"
                 "Exit status: 0 ok, 1 config error, 2 usage error, 3 runtime or API error.\n"
                 "See rollguard(8) and rollguard.yaml(5).\n",
@@ -112,11 +124,12 @@ static int parse_cli(int argc, char **argv, cli *c) {
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
+                { "query", no_argument, NULL, 'Q' },
                 {},
         };
         *c = (cli){ .config_path = ROLLGUARD_DEFAULT_CONFIG, .command = commands[0].name };
         int o;
-        while ((o = getopt_long(argc, argv, "c:nvhV", opts, NULL)) >= 0) {
+        while ((o = getopt_long(argc, argv, "c:nvhVQ", opts, NULL)) >= 0) {
                 switch (o) {
                 case 'c':
                         c->config_path = optarg;
@@ -133,6 +146,9 @@ static int parse_cli(int argc, char **argv, cli *c) {
                 case 'V':
                         printf("rollguard %s\n", ROLLGUARD_VERSION);
                         return 0;
+                case 'Q':
+                        c->query = true; /* check --query */
+                        break;
                 default:
                         fprintf(stderr, "Try 'rollguard --help'.\n");
                         return -EINVAL;
@@ -140,6 +156,9 @@ static int parse_cli(int argc, char **argv, cli *c) {
         }
         if (optind < argc)
                 c->command = argv[optind++];
+        for (size_t i = 0; i < ELEMENTSOF(commands_with_operand) && optind < argc; i++)
+                if (streq(c->command, commands_with_operand[i]))
+                        c->argument = argv[optind++];
         if (optind < argc) {
                 fprintf(stderr, "rollguard: unexpected argument '%s'. Try 'rollguard --help'.\n", argv[optind]);
                 return -EINVAL;
@@ -184,9 +203,22 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static void on_drained(void *userdata) {
+/* Notifications already queued get a few seconds to go out before exit. */
+#define NOTIFY_FLUSH_USEC (5 * USEC_PER_SEC)
+
+static void on_notifications_flushed(void *userdata) {
         daemon_ctx *d = userdata;
         sd_event_exit(d->event, d->exit_code);
+}
+
+static void exit_after_notifications(daemon_ctx *d) {
+        if (!d->tell || tell_pending(d->tell) == 0 ||
+            tell_flush(d->tell, NOTIFY_FLUSH_USEC, on_notifications_flushed, d) < 0)
+                sd_event_exit(d->event, d->exit_code);
+}
+
+static void on_drained(void *userdata) {
+        exit_after_notifications(userdata);
 }
 
 static int on_drain_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -261,6 +293,8 @@ static int apply_config(daemon_ctx *d, config *n, char **err) {
         r = api_client_reconfigure(d->api, &o);
         if (r < 0)
                 log_warning("cannot apply the new rate limit and timeout (%s); keeping the old ones", strerror(-r));
+        if (d->tell && (r = tell_reconfigure(d->tell, n)) < 0)
+                log_warning("cannot apply the new notification channels (%s); keeping the old ones", strerror(-r));
         return 0;
 }
 
@@ -283,6 +317,11 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
         } else {
                 config_free(d->cfg);
                 d->cfg = n;
+                _cleanup_free_ char *perr = NULL;
+                if (d->prom && prom_client_reload(d->prom, &perr) < 0)
+                        log_warning("prometheus: keeping the old token: %s", strna(perr));
+                if (n->prom_url && !d->prom)
+                        log_warning("prometheus: a section added by a reload takes effect at the next start; until then its query rules never hold");
                 log_event_send(EV_RELOADED, LOG_NOTICE, NULL, "reloaded %s: watching %zu apps", d->cli.config_path,
                                n->n_apps);
         }
@@ -295,7 +334,7 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 static void on_once_done(void *userdata, int failures) {
         daemon_ctx *d = userdata;
         d->exit_code = failures > 0 ? EXIT_RUNTIME : EXIT_OK;
-        sd_event_exit(d->event, d->exit_code);
+        exit_after_notifications(d);
 }
 
 static int take_state_lock(const char *dir, int *ret_fd) {
@@ -319,6 +358,10 @@ static int take_state_lock(const char *dir, int *ret_fd) {
 static void daemon_done(daemon_ctx *d) {
         serve_free(d->alerts);
         watcher_free(d->watcher);
+        log_set_observer(NULL, NULL);
+        tell_free(d->tell);
+        metric_eval_free(d->metric_eval);
+        prom_client_free(d->prom);
         api_client_free(d->api);
         cred_provider_free(d->creds);
         http_client_free(d->http);
@@ -328,6 +371,26 @@ static void daemon_done(daemon_ctx *d) {
         metrics_registry_free(d->metrics);
         if (d->lock_fd >= 0)
                 close(d->lock_fd);
+}
+
+/* Metric rules: the Prometheus client and the recheck before acting. The
+ * prometheus section's url and token are read at start (a reload keeps
+ * them; the rules' queries do change). */
+static int start_metric_eval(daemon_ctx *d, char **err) {
+        int r = metric_eval_client_new(d->http, d->cfg, &d->prom, err);
+        if (r < 0) {
+                log_error("prometheus: %s", *err ? *err : strerror(-r));
+                return r;
+        }
+        if (!d->prom)
+                return 0;
+        r = metric_eval_new(d->prom, d->metrics, &d->metric_eval);
+        if (r < 0)
+                return r;
+        d->hooks.recheck = metric_eval_recheck;
+        d->hooks.gate_cancel = metric_eval_gate_cancel;
+        d->hooks.userdata = d->metric_eval;
+        return 0;
 }
 
 static int cmd_run(const cli *c, bool once) {
@@ -395,6 +458,15 @@ static int cmd_run(const cli *c, bool once) {
         api_client_options o = { d.cfg->rate_limit, d.cfg->rate_window_usec, d.cfg->timeout_usec, d.metrics };
         if ((r = api_client_new(d.event, d.http, d.creds, &o, &d.api)) < 0)
                 goto fail;
+        if ((r = start_metric_eval(&d, &err)) < 0) {
+                exit_code = EXIT_CONFIG;
+                goto out;
+        }
+        /* Before the watcher: an unconfirmed action found at start-up is
+         * news too. */
+        if ((r = tell_new(d.event, d.http, d.metrics, d.cfg, &d.tell)) < 0)
+                goto fail;
+        log_set_observer(tell_observe, d.tell);
         watcher_options wo = {
                 .force_dry_run = c->dry_run,
                 .once = once,
@@ -402,6 +474,8 @@ static int cmd_run(const cli *c, bool once) {
                 .once_done = on_once_done,
                 .userdata = &d,
                 .metrics = d.metrics,
+                .metric_eval = d.metric_eval,
+                .action_hooks = d.metric_eval ? &d.hooks : NULL,
         };
         if ((r = watcher_new(d.event, d.api, d.cfg, &wo, &d.watcher)) < 0)
                 goto fail;

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 
 #include "budget.h"
+#include "check_notify.h"
+#include "check_query.h"
 #include "credentials.h"
 #include "util.h"
 
@@ -50,6 +52,7 @@ static void print_rule(const rule *r) {
                         printf("%s%s", i ? ", " : "", r->co_types[i]);
                 printf("]");
         }
+        check_print_query_rule(stdout, r);
         if (r->for_usec)
                 printf(", for %s", format_duration(r->for_usec, b, sizeof b));
         printf("\n");
@@ -79,6 +82,9 @@ int cmd_check(const cli *c) {
                        cfg->alerts_token_file ? cfg->alerts_token_file : "$CREDENTIALS_DIRECTORY/alert-token");
         else
                 printf("  alerts: no listener (alerts.listen not set)\n");
+        if (cfg->prom_url)
+                printf("  prometheus: %s (timeout %s)\n", cfg->prom_url,
+                       format_duration(cfg->prom_timeout_usec, b1, sizeof b1));
 
         int exit_code = EXIT_OK;
         credentials creds = { 0 };
@@ -110,6 +116,14 @@ int cmd_check(const cli *c) {
                        a->builtin_rules ? ", built-in rules" : "");
                 for (size_t j = 0; j < a->n_rules; j++)
                         print_rule(&a->rules[j]);
+        }
+        if (!check_notify_print(cfg))
+                exit_code = EXIT_CONFIG;
+        if (c->query) {
+                fflush(stdout);
+                /* an inconclusive query is a finding, not a config error */
+                if (check_run_queries(cfg, stdout) != 0 && exit_code == EXIT_OK)
+                        exit_code = EXIT_RUNTIME;
         }
         return exit_code;
 }

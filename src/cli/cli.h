@@ -20,7 +20,9 @@ typedef struct cli {
         const char *config_path;
         bool dry_run;
         bool verbose;
+        bool query;     /* check --query: ask Prometheus once per query rule */
         const char *command;
+        const char *argument; /* the command's operand (notify-test NAME), NULL when none */
 } cli;
 
 /* config_load() that prints the error (FILE:LINE:COL: ...) to stderr. */

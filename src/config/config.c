@@ -5,7 +5,7 @@
  *
  * yaml_doc.c reads the YAML into a tree that keeps every position,
  * config_read.c has the typed getters, and each larger section has its own
- * file (config_apps.c); config_sections.h says how to add one. */
+ * file (config_apps.c, config_notify.c); config_sections.h says how to add one. */
 #include "config.h"
 
 #include <fcntl.h>
@@ -238,7 +238,9 @@ static const cfg_section sections[] = {
         { "endpoints", parse_endpoints, NULL, done_endpoints, NULL },
         { "alerts", parse_alerts, NULL, done_alerts, NULL },
         { "state_directory", parse_state_directory, init_state_directory, done_state_directory, NULL },
+        { "prometheus", cfg_parse_prometheus, cfg_init_prometheus, cfg_done_prometheus, NULL },
         { "apps", cfg_parse_apps, NULL, cfg_done_apps, "the list of applications to watch" },
+        { "notify", cfg_parse_notify, NULL, cfg_done_notify, NULL },
 };
 
 static int parse_root(parse_ctx *x, const node *root, config *c) {
@@ -268,7 +270,11 @@ static int parse_root(parse_ctx *x, const node *root, config *c) {
                 if (sections[s].required && !seen[s])
                         return fail(x, root, "missing required key '%s' (%s)", sections[s].name,
                                     sections[s].required);
-        return 0;
+        /* across sections, now that all are read */
+        r = cfg_check_prom_rules(x, c);
+        if (r < 0)
+                return r;
+        return cfg_check_notify(x, c);
 }
 
 /* ---------------------------------------------------------------------- */

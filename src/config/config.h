@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "change_order.h"
+#include "notify_channel.h"
 #include "rules.h"
 
 typedef enum edas_kind {
@@ -27,6 +28,18 @@ typedef struct app_config {
         bool builtin_rules;
         unsigned line;  /* 1-based line of the app in the file, for messages */
 } app_config;
+
+/* One `notify:` entry (config_notify.c). ch holds what the file says: name,
+ * type, events, apps and an inline url (NULL when url_file is used); its
+ * secret stays NULL here. The files are read when the channel is started
+ * (tell.h), so `rollguard status` never touches a secret. */
+typedef struct notify_config {
+        notify_channel ch;
+        char *url_file;     /* url_file, as written */
+        char *secret_file;  /* secret_file, as written; NULL = unsigned */
+        unsigned line, col; /* of the entry, for messages */
+        unsigned *app_pos;  /* line, col of each apps entry: checked once apps is read */
+} notify_config;
 
 typedef struct config {
         char *path;
@@ -52,8 +65,16 @@ typedef struct config {
 
         char *state_directory;     /* default /var/lib/rollguard */
 
+        char *prom_url;            /* prometheus.url; NULL = no prometheus section */
+        char *prom_token_file;     /* prometheus.token_file */
+        int prom_auth;             /* prometheus.auth, a prom_auth (prom.h); default none/bearer */
+        uint64_t prom_timeout_usec; /* prometheus.timeout, default 5s */
+
         app_config *apps;
         size_t n_apps;
+
+        notify_config *notify;     /* notify: the channels, in file order */
+        size_t n_notify;
 } config;
 
 /* Parse and validate. On failure returns a negative errno-style code and sets
@@ -75,5 +96,11 @@ bool app_config_dry_run(const config *c, const app_config *a, bool force_dry_run
 /* The base URL requests for this app go to: the override or the default
  * https://<sae|edas>.<region>.aliyuncs.com. malloc'ed, NULL on OOM. */
 char *config_endpoint_url(const config *c, const app_config *a);
+
+/* The token file metric queries send (config_prom.c): prometheus.token_file
+ * (a bare name is looked up in credentials_dir, systemd's
+ * $CREDENTIALS_DIRECTORY), else credentials_dir/prom-token when exists()
+ * says it is there; NULL for none (or OOM). malloc'ed. */
+char *config_prom_token_path(const config *c, const char *credentials_dir, bool (*exists)(const char *path));
 
 const app_config *config_find_app(const config *c, const char *name);

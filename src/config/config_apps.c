@@ -100,9 +100,10 @@ static int parse_alert_matchers(parse_ctx *x, const node *v, const char *path, r
 
 static int parse_when(parse_ctx *x, const node *v, const char *rpath, rule *rl) {
         static const char *const keys[] = { "status", "sub_status", "co_type", "no_progress_for",
-                                            "pipeline_failed", "alert" };
+                                            "pipeline_failed", "alert", "query", "above", "below" };
         static const char *const sub_names[] = { "normal", "error" };
         char where[128], path[160];
+        when_metric metric = { 0 };
         int r;
 
         cfg_pathf(where, sizeof where, "%s.when", rpath);
@@ -143,6 +144,11 @@ static int parse_when(parse_ctx *x, const node *v, const char *rpath, rule *rl) 
                 case 5:
                         r = parse_alert_matchers(x, val, path, rl);
                         break;
+                case 6:
+                case 7:
+                case 8:
+                        r = cfg_parse_when_metric(x, val, path, k - 6, &metric, rl);
+                        break;
                 default:
                         r = k;
                 }
@@ -150,11 +156,15 @@ static int parse_when(parse_ctx *x, const node *v, const char *rpath, rule *rl) 
                         return r;
         }
 
+        r = cfg_finish_when_metric(x, v, where, &metric);
+        if (r < 0)
+                return r;
         if (rl->status_mask == 0 && rl->sub_status == SUB_UNKNOWN && rl->n_co_types == 0 &&
-            rl->no_progress_usec == 0 && !rl->pipeline_failed && rl->n_alert == 0) {
+            rl->no_progress_usec == 0 && !rl->pipeline_failed && rl->n_alert == 0 && !rl->query) {
                 char list[160];
                 return fail(x, v, "%s: no condition (give at least one of %s)", where,
-                            cfg_join(keys, ELEMENTSOF(keys), " or ", list, sizeof list));
+                            cfg_join(keys, ELEMENTSOF(keys) - 2 /* not above, below */, " or ", list,
+                                     sizeof list));
         }
         return 0;
 }

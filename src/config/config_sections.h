@@ -36,3 +36,27 @@ typedef struct cfg_section {
 /* config_apps.c: apps, their rules and the rules' conditions */
 int cfg_parse_apps(parse_ctx *x, const node *v, config *c);
 void cfg_done_apps(config *c);
+
+/* config_prom.c: the prometheus section, and a rule's query/above/below */
+int cfg_parse_prometheus(parse_ctx *x, const node *v, config *c);
+int cfg_init_prometheus(config *c);
+void cfg_done_prometheus(config *c);
+
+/* The nodes of a `when`'s metric keys, for the checks across them. */
+typedef struct when_metric {
+        const node *query, *above, *below;
+} when_metric;
+/* which: 0 query, 1 above, 2 below. */
+int cfg_parse_when_metric(parse_ctx *x, const node *val, const char *path, int which, when_metric *m,
+                          rule *rl);
+/* After all of a `when`'s keys: exactly one of above/below with a query. */
+int cfg_finish_when_metric(parse_ctx *x, const node *when, const char *where, const when_metric *m);
+/* After the whole file: every query rule has a prometheus section, and its
+ * template is valid for its app (FILE:LINE:COL of the placeholder). */
+int cfg_check_prom_rules(parse_ctx *x, const config *c);
+
+/* config_notify.c: the notification channels. cfg_check_notify runs after
+ * every section is read: a channel's apps must name configured apps. */
+int cfg_parse_notify(parse_ctx *x, const node *v, config *c);
+int cfg_check_notify(parse_ctx *x, config *c);
+void cfg_done_notify(config *c);

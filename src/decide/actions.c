@@ -28,6 +28,10 @@ struct action_run {
         sd_event_source *retry_timer;
         unsigned attempts;
         gate_step waiting; /* a hook owes us actions_resume */
+        char reason[192];  /* what the rule saw, for the records after the decision */
+        bool has_value;    /* actions_set_metric */
+        double value, threshold;
+        char value_s[32], threshold_s[32]; /* for the journal fields */
 };
 
 static const char *const gate_names[_GATE_MAX] = {
@@ -97,6 +101,14 @@ static void run_free(action_run *run) {
         free(run);
 }
 
+void actions_set_metric(action_run *run, double value, double threshold) {
+        run->has_value = true;
+        run->value = value;
+        run->threshold = threshold;
+        snprintf(run->value_s, sizeof run->value_s, "%.6g", value);
+        snprintf(run->threshold_s, sizeof run->threshold_s, "%.6g", threshold);
+}
+
 action_run *actions_cancel(action_run *run) {
         run_free(run);
         return NULL;
@@ -116,6 +128,9 @@ static void run_finish(action_run *run, action_end end, act_result result, const
                 .result = result,
                 .detail = detail,
                 .rollback_order_id = new_id,
+                .has_value = run->has_value,
+                .value = run->value,
+                .threshold = run->threshold,
         };
         /* ---- hook: after the outcome is recorded (HA result write, notify) */
         if (end == ACTION_END_RECORDED && ctx->hooks && ctx->hooks->post_record)
@@ -135,6 +150,9 @@ static log_fields run_fields(const action_run *run, const char *result) {
                 .rule = run->rule.name,
                 .action = rule_action_name(run->rule.action),
                 .result = result,
+                .reason = run->reason[0] ? run->reason : NULL,
+                .value = run->has_value ? run->value_s : NULL,
+                .threshold = run->has_value ? run->threshold_s : NULL,
         };
 }
 
@@ -180,6 +198,7 @@ static void on_action_done(const api_result *r, const char *new_id, void *userda
         case API_OK: {
                 record_outcome(run, ACT_DONE, NULL, new_id);
                 log_fields f = run_fields(run, "done");
+                f.rollback_change_order = new_id;
                 log_event_send(EV_ACTION_DONE, LOG_NOTICE, &f,
                                "%s %s: %s accepted%s%s (request %s)", rule_action_name(run->rule.action),
                                run->co.id, api, new_id ? ", rollback change order " : "",
@@ -372,6 +391,8 @@ static void on_recheck(const api_result *r, const change_order *co, void *userda
                 .last_change_ms = run->last_change_ms,
                 .alerts = alerts,
                 .n_alerts = n_alerts,
+                /* the recheck hook asks the query again, next */
+                .metrics_rechecked_later = ctx->hooks && ctx->hooks->recheck,
         };
         rule_verdict v = rule_evaluate(&run->rule, &in, run->since_ms);
         char why[192];
@@ -413,6 +434,15 @@ int actions_fire(const action_ctx *ctx, const action_fire_input *fi, action_run 
                 .action = rule_action_name(r->action),
                 .result = action_gate_name(g),
         };
+        /* a metric rule's decision says what the query read */
+        const metric_reading *m = r->query ? rule_metric_reading(r, in) : NULL;
+        char value_s[32], threshold_s[32];
+        if (m && m->ok) {
+                snprintf(value_s, sizeof value_s, "%.6g", m->value);
+                snprintf(threshold_s, sizeof threshold_s, "%.6g", r->threshold);
+                f.value = value_s;
+                f.threshold = threshold_s;
+        }
 
         if (g != GATE_GO) {
                 if (!fi->quiet) {
@@ -451,6 +481,8 @@ int actions_fire(const action_ctx *ctx, const action_fire_input *fi, action_run 
         }
         char matched[192];
         rule_matches(r, in, matched, sizeof matched);
+        snprintf(run->reason, sizeof run->reason, "%s", matched);
+        f.reason = run->reason;
         decided(ctx, r, "act");
         log_event_send(EV_DECISION, LOG_NOTICE, &f, "rule %s fired on %s (%s): %s; re-reading the order first",
                        r->name, in->co->id, matched, rule_action_name(r->action));

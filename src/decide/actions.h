@@ -70,6 +70,9 @@ typedef struct action_outcome {
         act_result result;             /* with ACTION_END_RECORDED */
         const char *detail;            /* API code or reason, may be NULL */
         const char *rollback_order_id; /* the order the API created, may be NULL */
+        bool has_value;                /* a metric rule: the value its re-check read */
+        double value;
+        double threshold;
 } action_outcome;
 
 /* Firing alerts for the app at now_ms, for the re-check before acting. */
@@ -139,6 +142,10 @@ int actions_fire(const action_ctx *ctx, const action_fire_input *fi, action_run 
 
 /* The answer of a gate hook: go on, or stop (`why` for the log, may be NULL). */
 void actions_resume(action_run *run, bool go, const char *why);
+
+/* A metric rule's recheck hook says what it read, before it resumes: the
+ * outcome (and so the notification) carries it. */
+void actions_set_metric(action_run *run, double value, double threshold);
 
 /* Stop a sequence (app removed, daemon exiting) without calling ctx->done.
  * Whatever was written to the state stays: an intent already on disk means

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,16 @@ int rule_action_from_string(const char *s) {
         return -EINVAL;
 }
 
+const char *rule_cmp_name(rule_cmp c) {
+        return c == RULE_BELOW ? "below" : "above";
+}
+
+bool rule_metric_holds(const rule *r, double v) {
+        if (!isfinite(v))
+                return false;
+        return r->cmp == RULE_BELOW ? v < r->threshold : v > r->threshold;
+}
+
 static void label_pairs_free(label_pair *p, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 free(p[i].name);
@@ -52,6 +63,7 @@ void rule_done(rule *r) {
                 free(r->co_types[i]);
         free(r->co_types);
         label_pairs_free(r->alert, r->n_alert);
+        free(r->query);
         *r = (rule){ .sub_status = SUB_UNKNOWN };
 }
 
@@ -64,6 +76,10 @@ int rule_copy(rule *dst, const rule *src) {
         c.n_co_types = 0;
         c.alert = NULL;
         c.n_alert = 0;
+        c.query = NULL;
+
+        if (src->query && !(c.query = strdup(src->query)))
+                goto fail;
 
         if (src->name && !(c.name = strdup(src->name)))
                 goto fail;
@@ -313,6 +329,30 @@ static void format_matchers(const label_pair *m, size_t n_m, char *buf, size_t b
                 why_add(&w, "%s%s=%s", i > 0 ? "," : "", strna(m[i].name), strna(m[i].value));
 }
 
+const metric_reading *rule_metric_reading(const rule *r, const rule_input *in) {
+        for (size_t i = 0; in->metrics && i < in->n_metrics; i++)
+                if (in->metrics[i].rule && r->name && streq(in->metrics[i].rule, r->name))
+                        return &in->metrics[i];
+        return NULL;
+}
+
+static bool metric_holds(const rule *r, const rule_input *in, why_buf *w) {
+        if (in->metrics_rechecked_later) {
+                why_item(w, "query to be re-checked");
+                return true;
+        }
+        const metric_reading *m = rule_metric_reading(r, in);
+        if (!m)
+                return why_fail(w, "query: no answer yet");
+        if (!m->ok)
+                return why_fail(w, "query inconclusive: %s", m->why && *m->why ? m->why : "no usable value");
+        if (!rule_metric_holds(r, m->value))
+                return why_fail(w, "query value %.6g is not %s %.6g", m->value, rule_cmp_name(r->cmp),
+                                r->threshold);
+        why_item(w, "query value %.6g %s %.6g", m->value, rule_cmp_name(r->cmp), r->threshold);
+        return true;
+}
+
 bool rule_matches(const rule *r, const rule_input *in, char *why, size_t whysz) {
         why_buf w = { .buf = why, .size = whysz };
         char sbuf[16];
@@ -368,6 +408,9 @@ bool rule_matches(const rule *r, const rule_input *in, char *why, size_t whysz) 
                         return why_fail(&w, "no firing alert matches {%s}", mbuf);
                 why_item(&w, "alert {%s} firing", mbuf);
         }
+
+        if (r->query && !metric_holds(r, in, &w))
+                return false;
 
         if (w.len == 0)
                 why_item(&w, "co_type %s (the rule has no other condition)", co->co_type);

@@ -30,6 +30,15 @@ typedef struct firing_alert {
         int64_t ends_at_ms; /* 0: until resolved (Alertmanager's 0001-01-01) */
 } firing_alert;
 
+/* A metric condition: the query's value must be strictly above or below
+ * the threshold. */
+typedef enum rule_cmp {
+        RULE_ABOVE,
+        RULE_BELOW,
+} rule_cmp;
+
+const char *rule_cmp_name(rule_cmp c); /* "above" / "below" */
+
 typedef struct rule {
         char *name;
         uint32_t status_mask;      /* bit (1u << status); 0 = condition absent */
@@ -40,6 +49,10 @@ typedef struct rule {
         bool pipeline_failed;      /* true = condition present */
         label_pair *alert;         /* label matchers; n_alert 0 = absent */
         size_t n_alert;
+        char *query;               /* PromQL template; NULL = condition absent */
+        rule_cmp cmp;
+        double threshold;
+        unsigned query_line, query_col; /* where the query is in the config, for messages */
         uint64_t for_usec;
         rule_action action;
 } rule;
@@ -54,6 +67,15 @@ int rule_copy(rule *dst, const rule *src);
  * batch-error, stalled, failed-batch. Returns 0 or -ENOMEM. */
 int rules_builtin(rule **ret, size_t *ret_n);
 
+/* The latest answer to a rule's query (the watcher asks Prometheus; rules
+ * only read what came back). */
+typedef struct metric_reading {
+        const char *rule;  /* the rule's name */
+        bool ok;           /* one finite value came back */
+        double value;      /* with ok */
+        const char *why;   /* without ok: why it is inconclusive, may be NULL */
+} metric_reading;
+
 typedef struct rule_input {
         const change_order *co;
         int64_t now_ms;            /* wall clock, the API timestamps' base */
@@ -61,12 +83,23 @@ typedef struct rule_input {
                                     * change (progress hash); 0 = unknown */
         const firing_alert *alerts; /* firing alerts routed to this app */
         size_t n_alerts;
+        const metric_reading *metrics; /* latest reading per metric rule */
+        size_t n_metrics;
+        /* The re-read before acting: the metric condition is re-asked by the
+         * action's recheck hook, so here it is taken as holding. */
+        bool metrics_rechecked_later;
 } rule_input;
 
 /* Does every condition of the rule hold right now? When it does not, *why
  * (if not NULL) names the first condition that failed; when it does, *why
  * summarises what matched ("status executing, sub_status error"). */
 bool rule_matches(const rule *r, const rule_input *in, char *why, size_t whysz);
+
+/* The reading in `in` for rule r (by name), NULL when there is none. */
+const metric_reading *rule_metric_reading(const rule *r, const rule_input *in);
+
+/* Does v satisfy the rule's metric condition? false for NaN and +-Inf. */
+bool rule_metric_holds(const rule *r, double v);
 
 typedef enum verdict_kind {
         VERDICT_NO_MATCH,

@@ -92,6 +92,7 @@ static void forget_order(app_watch *a) {
         a->last_change_ms = 0;
         a->next_fire_ms = 0;
         a->holding_rule = mfree(a->holding_rule);
+        metric_app_forget(a->metric); /* idle apps send no query */
 }
 
 static void note_order(app_watch *a, const char *co_id) {
@@ -299,6 +300,7 @@ static void evaluate(app_watch *a) {
                 .alerts = alerts,
                 .n_alerts = n_alerts,
         };
+        in.n_metrics = metric_app_readings(a->metric, &in.metrics);
         bool pending_changed = false;
         a->next_fire_ms = 0;
         a->holding_rule = mfree(a->holding_rule);
@@ -419,6 +421,8 @@ static void on_describe(const api_result *r, const change_order *co, void *userd
                 a->phase = APP_ACTIVE;
                 watcher_budget_update(a->w);
         }
+        /* answers come before the next look; this one reads the last ones */
+        metric_app_look(a->metric, a->cfg, &a->co);
         evaluate(a);
 }
 
@@ -532,6 +536,7 @@ app_watch *app_watch_free(app_watch *a) {
         }
         if (a->call)
                 api_call_cancel(a->call);
+        a->metric = metric_app_free(a->metric);
         sd_event_source_disable_unref(a->timer);
         change_order_done(&a->co);
         app_state_done(&a->state);
@@ -568,6 +573,10 @@ int app_watch_new(watcher *w, const app_config *cfg, app_watch **ret) {
                 .userdata = a,
                 .hooks = w->opt.action_hooks,
         };
+        if (w->opt.metric_eval && metric_app_new(w->opt.metric_eval, a->name, &a->metric) < 0) {
+                app_watch_free(a);
+                return -ENOMEM;
+        }
         _cleanup_free_ char *warning = NULL;
         int r = state_load(w->state_dir, cfg->name, &a->state, &warning);
         if (r < 0) {

@@ -12,6 +12,7 @@
 #include "actions.h"
 #include "api.h"
 #include "config.h"
+#include "metric_eval.h"
 #include "metrics.h"
 #include "rules.h"
 #include "state.h"
@@ -30,6 +31,7 @@ typedef struct watcher_options {
         void *userdata;
         metrics_registry *metrics; /* where the watcher registers its counters; NULL: none */
         const action_hooks *action_hooks; /* extension points of each action, may be NULL */
+        metric_eval *metric_eval; /* asks metric rules' queries; NULL: no prometheus section */
 } watcher_options;
 
 /* cfg must outlive the watcher or be replaced with watcher_reconfigure. */

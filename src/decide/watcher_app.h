@@ -50,6 +50,8 @@ typedef struct app_watch {
         uint64_t noted_holding;      /* bit per rule index */
         uint64_t noted_skipped;
 
+        metric_app *metric;          /* its metric rules' queries; NULL without prometheus */
+
         action_ctx actx;             /* what actions.c reads of this app */
         action_run *action;          /* an action sequence under way */
         bool once_counted;

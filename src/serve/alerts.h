@@ -23,6 +23,8 @@ alerts *alerts_free(alerts *a);
 
 /* Routes POST /api/v1/alerts (token required) to this store. */
 int alerts_add_routes(alerts *a, listener *l);
+/* That route, for a table of one's own (the fuzzer's). */
+listener_route alerts_webhook_route(alerts *a);
 
 /* On reload, in two steps so the caller can make the whole reload all or
  * nothing: alerts_reroute computes the new routing (the alerts held,

@@ -3,38 +3,70 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <strings.h>
 #include <sys/socket.h>
 
+#include "listen_addr.h"
 #include "log.h"
 #include "token.h"
 #include "util.h"
 
-/* A rejected upload (bad token, too large) is still read and thrown away up
- * to this size before the reply goes out: closing a socket with unread data
- * makes the kernel send RST, and the sender would then see "connection
- * reset" instead of our 401/413. Past this, or when the sender announces
- * more, we answer at once and close. */
-#define LISTENER_DRAIN_MAX (4u * LISTENER_MAX_BODY)
 #define LISTENER_CONNECTION_TIMEOUT_SEC 10u
 #define LISTENER_CONNECTION_LIMIT 64u
 /* Per connection: request line, headers and the read buffer that hands us
- * body chunks; the body itself is accumulated in our own buffer. */
+ * body chunks; the body itself is accumulated in our own buffer. Headers
+ * that do not fit get MHD's 431. */
 #define LISTENER_CONNECTION_MEMORY (64u * 1024u)
+/* The idle timeout above is reset by every byte, so a sender dribbling one
+ * byte every few seconds would hold a slot for ever: headers must be
+ * complete this long after the connection (or its previous request) began,
+ * and a whole request must be done within the second budget. */
+#define LISTENER_HEADER_BUDGET_USEC (5 * USEC_PER_SEC)
+#define LISTENER_REQUEST_BUDGET_USEC (30 * USEC_PER_SEC)
+/* How often the listener checks itself: a connection waiting in the kernel
+ * that we have not run libmicrohttpd for is a listener gone deaf. */
+#define LISTENER_SELF_CHECK_USEC (2 * USEC_PER_SEC)
+/* sd-event's default accuracy (250 ms) would add a quarter second to every
+ * "run again now" libmicrohttpd asks for, e.g. once per buffer of a body. */
+#define LISTENER_TIMER_ACCURACY_USEC USEC_PER_MSEC
+/* Repeated warnings about the same condition: at most one per this. */
+#define LISTENER_WARN_INTERVAL_USEC (60 * USEC_PER_SEC)
+
+typedef struct binding binding;
+
+/* One open connection, in the order its current phase began (oldest
+ * first): waiting for headers, or in a request. */
+typedef struct guarded {
+        struct guarded *prev, *next;
+        int fd;
+        bool in_request;
+        bool shut;       /* we shut it down; libmicrohttpd closes it next */
+        uint64_t since;  /* CLOCK_MONOTONIC, usec */
+} guarded;
 
 /* One bound socket with its MHD daemon and loop sources; a reload that moves
  * the address holds two for a moment. */
-typedef struct binding {
+struct binding {
+        listener *owner;
         struct MHD_Daemon *mhd;
         sd_event_source *io;
         sd_event_source *timer;
+        sd_event_source *guard;
         char *listen; /* as configured, to notice a change on reload */
         int port;
-} binding;
+        int listen_fd;
+
+        guarded *head, *tail;
+        unsigned n_open;
+        uint64_t last_run; /* CLOCK_MONOTONIC usec of the last MHD_run */
+        uint64_t warned_limit, warned_slow, warned_stall;
+        uint64_t slow_since_warned;
+};
 
 struct listener {
         sd_event *event;
@@ -43,8 +75,8 @@ struct listener {
         char *token; /* secret: wiped on free, never logged */
         size_t token_len;
 
-        listener_route *routes;
-        size_t n_routes;
+        listener_table table; /* its token points at the one above */
+        listener_stats stats;
 
         /* While MHD starts, its log lines are kept to explain a failure. */
         bool capture_log;
@@ -57,19 +89,7 @@ struct listener_pending {
         binding *binding; /* NULL: the address did not change */
 };
 
-/* What MHD keeps per request between its calls. */
-typedef struct listener_conn {
-        struct MHD_Connection *c;
-        const listener_route *route;
-        unsigned reject;     /* HTTP status decided before the body: 401, 413 */
-        char *body;
-        size_t len;
-        size_t cap;
-        uint64_t seen;       /* every body byte, kept or thrown away */
-        char from[INET6_ADDRSTRLEN + 1];
-} listener_conn;
-
-/* ---- replies ---- */
+/* ---- replies and requests, through listener_core ---- */
 
 static enum MHD_Result reply_conn(struct MHD_Connection *c, unsigned status, const char *content_type, char *body,
                                   size_t len, const char *hname, const char *hvalue) {
@@ -94,49 +114,13 @@ static enum MHD_Result reply_conn(struct MHD_Connection *c, unsigned status, con
         return r;
 }
 
-/* Prints and frees the object; NULL on OOM. A trailing newline for curl users. */
-static char *json_body(cJSON *o, size_t *ret_len) {
-        char *s = o ? cJSON_PrintUnformatted(o) : NULL;
-        cJSON_Delete(o);
-        if (!s)
-                return NULL;
-        size_t n = strlen(s);
-        char *t = realloc(s, n + 2);
-        if (!t) {
-                cJSON_free(s);
-                return NULL;
-        }
-        t[n] = '\n';
-        t[n + 1] = '\0';
-        *ret_len = n + 1;
-        return t;
+static int send_mhd(void *ctx, unsigned status, const char *content_type, char *body, size_t len, const char *hname,
+                    const char *hvalue) {
+        return reply_conn(ctx, status, content_type, body, len, hname, hvalue) == MHD_YES ? 0 : -EIO;
 }
 
-static enum MHD_Result error_conn(struct MHD_Connection *c, unsigned status, const char *msg, const char *hname,
-                                  const char *hvalue) {
-        cJSON *o = cJSON_CreateObject();
-        if (o && !cJSON_AddStringToObject(o, "error", msg)) {
-                cJSON_Delete(o);
-                o = NULL;
-        }
-        size_t len = 0;
-        char *body = json_body(o, &len);
-        return reply_conn(c, status, "application/json", body, len, hname, hvalue);
-}
-
-int listener_reply(const listener_request *rq, unsigned status, const char *content_type, char *body, size_t len,
-                   const char *hname, const char *hvalue) {
-        return reply_conn(rq->conn->c, status, content_type, body, len, hname, hvalue) == MHD_YES ? 0 : -EIO;
-}
-
-int listener_reply_json(const listener_request *rq, unsigned status, cJSON *o) {
-        size_t len = 0;
-        char *body = json_body(o, &len);
-        return listener_reply(rq, status, "application/json", body, len, NULL, NULL);
-}
-
-int listener_reply_error(const listener_request *rq, unsigned status, const char *msg) {
-        return error_conn(rq->conn->c, status, msg, NULL, NULL) == MHD_YES ? 0 : -EIO;
+static const char *header_mhd(void *ctx, const char *name) {
+        return MHD_lookup_connection_value(ctx, MHD_HEADER_KIND, name);
 }
 
 static void client_address(struct MHD_Connection *c, char *buf, size_t bufsz) {
@@ -152,187 +136,260 @@ static void client_address(struct MHD_Connection *c, char *buf, size_t bufsz) {
                           (socklen_t)bufsz);
 }
 
-static enum MHD_Result reply_rejected(listener_conn *lc) {
-        const listener_route *rt = lc->route;
-        if (rt->rejected)
-                rt->rejected(rt->userdata, lc->reject, lc->from);
-        if (lc->reject == MHD_HTTP_UNAUTHORIZED)
-                return error_conn(lc->c, lc->reject, "missing or invalid bearer token", MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-                                  "Bearer");
-        return error_conn(lc->c, MHD_HTTP_CONTENT_TOO_LARGE, "body larger than 1 MiB", NULL, NULL);
-}
-
-static enum MHD_Result call_handler(listener_conn *lc, const char *method, const char *path) {
-        listener_request rq = {
-                .method = method,
-                .path = path,
-                .body = lc->body,
-                .len = lc->len,
-                .from = lc->from,
-                .conn = lc,
-        };
-        if (lc->body)
-                lc->body[lc->len] = '\0';
-        return lc->route->handler(lc->route->userdata, &rq) < 0 ? MHD_NO : MHD_YES;
-}
-
-/* ---- routing ---- */
-
-static bool body_method(const char *m) {
-        return !streq(m, MHD_HTTP_METHOD_GET) && !streq(m, MHD_HTTP_METHOD_HEAD);
-}
-
-static bool route_accepts(const listener_route *rt, const char *method) {
-        return streq(rt->method, method) || (streq(rt->method, MHD_HTTP_METHOD_GET) && streq(method, MHD_HTTP_METHOD_HEAD));
-}
-
 int listener_add_route(listener *l, const listener_route *route) {
-        if (!route->method || !route->path || !route->handler)
-                return -EINVAL;
-        for (size_t i = 0; i < l->n_routes; i++)
-                if (streq(l->routes[i].path, route->path) && streq(l->routes[i].method, route->method))
-                        return -EEXIST;
-        listener_route *n = reallocarray(l->routes, l->n_routes + 1, sizeof(listener_route));
-        if (!n)
-                return -ENOMEM;
-        l->routes = n;
-        l->routes[l->n_routes++] = *route;
+        return listener_table_add(&l->table, route);
+}
+
+/* ---- the guards ---- */
+
+static guarded *guarded_of(struct MHD_Connection *c) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        return ci ? ci->socket_context : NULL;
+}
+
+static void guard_unlink(binding *b, guarded *g) {
+        if (g->prev)
+                g->prev->next = g->next;
+        else
+                b->head = g->next;
+        if (g->next)
+                g->next->prev = g->prev;
+        else
+                b->tail = g->prev;
+        g->prev = g->next = NULL;
+}
+
+static void guard_append(binding *b, guarded *g) {
+        g->prev = b->tail;
+        g->next = NULL;
+        if (b->tail)
+                b->tail->next = g;
+        else
+                b->head = g;
+        b->tail = g;
+}
+
+/* A new phase (headers done, request done) starts its budget now. */
+static void guard_phase(binding *b, guarded *g, bool in_request) {
+        g->in_request = in_request;
+        g->since = now_monotonic_usec();
+        guard_unlink(b, g);
+        guard_append(b, g);
+}
+
+/* libmicrohttpd has no "close this connection": shutting the socket down
+ * makes its next read see the end, and it closes the connection itself. */
+static void guard_shut(guarded *g) {
+        if (g->shut)
+                return;
+        g->shut = true;
+        (void)shutdown(g->fd, SHUT_RDWR);
+}
+
+static bool warn_due(uint64_t *last, uint64_t now) {
+        if (*last != 0 && now - *last < LISTENER_WARN_INTERVAL_USEC)
+                return false;
+        *last = now;
+        return true;
+}
+
+static void guard_arm(binding *b);
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+        binding *b = cls;
+        listener_stats *st = &b->owner->stats;
+        if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+                guarded *g = *socket_context;
+                if (g) {
+                        guard_unlink(b, g);
+                        free(g);
+                        *socket_context = NULL;
+                        b->n_open--;
+                        st->connections--;
+                }
+                return;
+        }
+        guarded *g = calloc(1, sizeof(guarded));
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!g || !ci) {
+                /* Untracked, it still has the idle timeout. */
+                free(g);
+                return;
+        }
+        g->fd = ci->connect_fd;
+        g->since = now_monotonic_usec();
+        guard_append(b, g);
+        *socket_context = g;
+        b->n_open++;
+        st->connections++;
+        st->accepted++;
+
+        if (b->n_open < LISTENER_CONNECTION_LIMIT)
+                return;
+        /* Full: whoever has been longest on its headers makes room, so a
+         * crowd of slow or silent connections cannot keep everyone out. */
+        for (guarded *o = b->head; o; o = o->next) {
+                if (o == g || o->in_request || o->shut)
+                        continue;
+                guard_shut(o);
+                st->evicted++;
+                if (warn_due(&b->warned_limit, g->since))
+                        log_warning("alert listener: %u connections open (the limit): closing the ones longest "
+                                    "without complete headers to make room",
+                                    b->n_open);
+                break;
+        }
+}
+
+/* Shuts down what overran its budget. */
+static void guard_sweep(binding *b, uint64_t now) {
+        listener_stats *st = &b->owner->stats;
+        unsigned slow = 0;
+        for (guarded *g = b->head; g; g = g->next) {
+                if (g->shut)
+                        continue;
+                uint64_t deadline = g->since + (g->in_request ? LISTENER_REQUEST_BUDGET_USEC : LISTENER_HEADER_BUDGET_USEC);
+                if (deadline > now)
+                        continue;
+                guard_shut(g);
+                slow++;
+                if (g->in_request)
+                        st->request_timeouts++;
+                else
+                        st->header_timeouts++;
+        }
+        b->slow_since_warned += slow;
+        if (b->slow_since_warned > 0 && warn_due(&b->warned_slow, now)) {
+                log_warning("alert listener: closed %" PRIu64 " connection(s) that took longer than %us for their "
+                            "headers or %us for a request",
+                            b->slow_since_warned, (unsigned)(LISTENER_HEADER_BUDGET_USEC / USEC_PER_SEC),
+                            (unsigned)(LISTENER_REQUEST_BUDGET_USEC / USEC_PER_SEC));
+                b->slow_since_warned = 0;
+        }
+}
+
+/* ---- the socket on the sd-event loop ---- */
+
+static void binding_rearm(binding *b) {
+        MHD_UNSIGNED_LONG_LONG timeout_ms;
+        if (MHD_get_timeout(b->mhd, &timeout_ms) == MHD_YES) {
+                (void)sd_event_source_set_time_relative(b->timer, (uint64_t)timeout_ms * USEC_PER_MSEC);
+                (void)sd_event_source_set_enabled(b->timer, SD_EVENT_ONESHOT);
+        } else
+                (void)sd_event_source_set_enabled(b->timer, SD_EVENT_OFF);
+}
+
+/* libmicrohttpd takes its listening socket out of its epoll set while at
+ * the connection limit and puts it back only at the start of a later run;
+ * when the connections that made room close during a run and nothing else
+ * is pending, no event and no timeout would ever bring that run. So: run
+ * again while a run closed connections (a run that starts with the socket
+ * out accepts nothing, so a lower count means exactly that). */
+static void binding_run(binding *b) {
+        for (unsigned i = 0; i < 16; i++) {
+                unsigned before = b->n_open;
+                MHD_run(b->mhd);
+                if (b->n_open >= before)
+                        break;
+        }
+        b->last_run = now_monotonic_usec();
+        binding_rearm(b);
+        guard_arm(b);
+}
+
+static int on_mhd_io(_unused_ sd_event_source *es, _unused_ int fd, _unused_ uint32_t revents, void *userdata) {
+        binding_run(userdata);
         return 0;
 }
 
-/* 404 when no route has the path; 405 listing the methods that do. */
-static enum MHD_Result reply_no_route(listener *l, struct MHD_Connection *c, const char *path) {
-        char allow[128] = "";
-        size_t o = 0;
-        for (size_t i = 0; i < l->n_routes; i++) {
-                if (!streq(l->routes[i].path, path))
+static int on_mhd_timer(_unused_ sd_event_source *es, _unused_ uint64_t usec, void *userdata) {
+        binding_run(userdata);
+        return 0;
+}
+
+/* The self-check: a connection waiting in the kernel queue while we are
+ * below the limit and have not run for a while means the loop lost track
+ * of libmicrohttpd. Say so and run it: a deaf listener must not be silent. */
+static void binding_self_check(binding *b, uint64_t now) {
+        if (b->listen_fd < 0 || b->n_open >= LISTENER_CONNECTION_LIMIT || now - b->last_run < LISTENER_SELF_CHECK_USEC)
+                return;
+        struct pollfd p = { .fd = b->listen_fd, .events = POLLIN };
+        if (poll(&p, 1, 0) <= 0 || !(p.revents & POLLIN))
+                return;
+        b->owner->stats.stalls++;
+        if (warn_due(&b->warned_stall, now))
+                log_warning("alert listener: connections were waiting %.1fs without being accepted; running the "
+                            "listener again",
+                            (double)(now - b->last_run) / (double)USEC_PER_SEC);
+        binding_run(b);
+}
+
+static int on_guard(_unused_ sd_event_source *es, _unused_ uint64_t usec, void *userdata) {
+        binding *b = userdata;
+        uint64_t now = now_monotonic_usec();
+        guard_sweep(b, now);
+        binding_self_check(b, now);
+        guard_arm(b);
+        return 0;
+}
+
+static void guard_arm(binding *b) {
+        if (!b->guard)
+                return;
+        uint64_t now = now_monotonic_usec();
+        uint64_t next = now + LISTENER_SELF_CHECK_USEC;
+        for (guarded *g = b->head; g; g = g->next) {
+                if (g->shut)
                         continue;
-                const char *m = l->routes[i].method;
-                int w = snprintf(allow + o, sizeof allow - o, "%s%s%s", o ? ", " : "", m,
-                                 streq(m, MHD_HTTP_METHOD_GET) ? ", HEAD" : "");
-                if (w < 0 || (size_t)w >= sizeof allow - o)
-                        break;
-                o += (size_t)w;
+                uint64_t d = g->since + (g->in_request ? LISTENER_REQUEST_BUDGET_USEC : LISTENER_HEADER_BUDGET_USEC);
+                if (d < next)
+                        next = d;
         }
-        if (o == 0)
-                return error_conn(c, MHD_HTTP_NOT_FOUND, "not found", NULL, NULL);
-        return error_conn(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed", MHD_HTTP_HEADER_ALLOW, allow);
+        (void)sd_event_source_set_time(b->guard, next);
+        (void)sd_event_source_set_enabled(b->guard, SD_EVENT_ONESHOT);
 }
 
-static enum MHD_Result first_call(listener *l, struct MHD_Connection *c, const char *path, const char *method,
-                                  listener_conn *lc) {
-        for (size_t i = 0; i < l->n_routes && !lc->route; i++)
-                if (streq(l->routes[i].path, path) && route_accepts(&l->routes[i], method))
-                        lc->route = &l->routes[i];
-        if (!lc->route)
-                return reply_no_route(l, c, path);
-        client_address(c, lc->from, sizeof lc->from);
-
-        bool has_body = body_method(lc->route->method);
-        uint64_t declared = 0;
-        bool have_declared = false;
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl) {
-                char *end = NULL;
-                errno = 0;
-                unsigned long long v = strtoull(cl, &end, 10);
-                /* MHD answers a malformed Content-Length itself; an unreadable
-                 * one here counts as "too much to drain". */
-                have_declared = errno == 0 && end != cl && *end == '\0';
-                declared = have_declared ? (uint64_t)v : UINT64_MAX;
-        }
-
-        if (lc->route->needs_token &&
-            !token_check(l->token, l->token_len, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION)))
-                lc->reject = MHD_HTTP_UNAUTHORIZED;
-        else if (has_body && have_declared && declared > LISTENER_MAX_BODY)
-                lc->reject = MHD_HTTP_CONTENT_TOO_LARGE;
-
-        if (!has_body) /* answered now: whatever body a GET carries is not read */
-                return lc->reject ? reply_rejected(lc) : call_handler(lc, method, path);
-
-        if (lc->reject) {
-                /* A sender waiting for 100 Continue has sent no body yet, and
-                 * one announcing more than we would drain gets the answer now. */
-                const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
-                if ((expect && strcasecmp(expect, "100-continue") == 0) || declared > LISTENER_DRAIN_MAX)
-                        return reply_rejected(lc);
-                return MHD_YES;
-        }
-
-        if (have_declared && declared > 0) {
-                lc->body = malloc((size_t)declared + 1);
-                if (!lc->body)
-                        return error_conn(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory", NULL, NULL);
-                lc->cap = (size_t)declared + 1;
-        }
-        return MHD_YES;
-}
-
-static enum MHD_Result body_chunk(listener_conn *lc, const char *data, size_t n) {
-        lc->seen += n;
-        if (lc->seen > LISTENER_DRAIN_MAX)
-                return MHD_NO; /* close: we have read more than enough */
-        if (lc->reject)
-                return MHD_YES;
-        if (lc->len + n > LISTENER_MAX_BODY) {
-                lc->reject = MHD_HTTP_CONTENT_TOO_LARGE;
-                lc->body = mfree(lc->body);
-                lc->len = lc->cap = 0;
-                return MHD_YES;
-        }
-        if (lc->len + n + 1 > lc->cap) {
-                size_t cap = lc->cap ? lc->cap : 16 * 1024;
-                while (cap < lc->len + n + 1)
-                        cap *= 2;
-                if (cap > LISTENER_MAX_BODY + 1)
-                        cap = LISTENER_MAX_BODY + 1;
-                char *nb = realloc(lc->body, cap);
-                if (!nb)
-                        return MHD_NO;
-                lc->body = nb;
-                lc->cap = cap;
-        }
-        memcpy(lc->body + lc->len, data, n);
-        lc->len += n;
-        return MHD_YES;
-}
+/* ---- libmicrohttpd's callbacks ---- */
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   _unused_ const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **req_cls) {
-        listener *l = cls;
+        binding *b = cls;
+        listener *l = b->owner;
         listener_conn *lc = *req_cls;
 
         if (!lc) {
-                lc = calloc(1, sizeof(listener_conn));
+                guarded *g = guarded_of(c);
+                if (g)
+                        guard_phase(b, g, true);
+                lc = listener_conn_new(send_mhd, c);
                 if (!lc)
                         return MHD_NO;
-                lc->c = c;
                 *req_cls = lc;
-                return first_call(l, c, url ? url : "", method ? method : "", lc);
+                char from[INET6_ADDRSTRLEN + 1];
+                client_address(c, from, sizeof from);
+                return listener_conn_begin(lc, &l->table, method ? method : "", url ? url : "", from, header_mhd, c) ==
+                                       LISTENER_CLOSE
+                               ? MHD_NO
+                               : MHD_YES;
         }
 
         if (*upload_data_size > 0) {
-                enum MHD_Result r = body_chunk(lc, upload_data, *upload_data_size);
+                listener_step st = listener_conn_body(lc, upload_data, *upload_data_size);
                 *upload_data_size = 0;
-                return r;
+                return st == LISTENER_CLOSE ? MHD_NO : MHD_YES;
         }
-
-        if (!lc->route || !body_method(lc->route->method))
-                return MHD_NO; /* we answered in the first call; MHD will not ask again */
-        if (lc->reject)
-                return reply_rejected(lc);
-        return call_handler(lc, method, url ? url : "");
+        return listener_conn_end(lc) == LISTENER_ANSWERED ? MHD_YES : MHD_NO;
 }
 
-static void on_request_completed(_unused_ void *cls, _unused_ struct MHD_Connection *c, void **req_cls,
+static void on_request_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                                  _unused_ enum MHD_RequestTerminationCode toe) {
-        listener_conn *lc = *req_cls;
-        if (!lc)
-                return;
-        free(lc->body);
-        free(lc);
+        binding *b = cls;
+        guarded *g = guarded_of(c);
+        if (g) /* keep-alive: the next request's headers have their own budget */
+                guard_phase(b, g, false);
+        listener_conn_free(*req_cls);
         *req_cls = NULL;
 }
 
@@ -352,106 +409,23 @@ _printf_(2, 0) static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
         log_debug("libmicrohttpd: %s", line);
 }
 
-/* ---- the socket on the sd-event loop ---- */
-
-static void binding_rearm(binding *b) {
-        MHD_UNSIGNED_LONG_LONG timeout_ms;
-        if (MHD_get_timeout(b->mhd, &timeout_ms) == MHD_YES) {
-                (void)sd_event_source_set_time_relative(b->timer, (uint64_t)timeout_ms * USEC_PER_MSEC);
-                (void)sd_event_source_set_enabled(b->timer, SD_EVENT_ONESHOT);
-        } else
-                (void)sd_event_source_set_enabled(b->timer, SD_EVENT_OFF);
-}
-
-static int on_mhd_io(_unused_ sd_event_source *es, _unused_ int fd, _unused_ uint32_t revents, void *userdata) {
-        binding *b = userdata;
-        MHD_run(b->mhd);
-        binding_rearm(b);
-        return 0;
-}
-
-static int on_mhd_timer(_unused_ sd_event_source *es, _unused_ uint64_t usec, void *userdata) {
-        binding *b = userdata;
-        MHD_run(b->mhd);
-        binding_rearm(b);
-        return 0;
-}
-
 static binding *binding_free(binding *b) {
         if (!b)
                 return NULL;
         /* sources first: MHD_stop_daemon closes the fd they watch */
         sd_event_source_disable_unref(b->io);
         sd_event_source_disable_unref(b->timer);
+        sd_event_source_disable_unref(b->guard);
         if (b->mhd)
-                MHD_stop_daemon(b->mhd);
+                MHD_stop_daemon(b->mhd); /* tells on_connection of every close */
         free(b->listen);
         free(b);
         return NULL;
 }
 
-typedef union listen_addr {
-        struct sockaddr sa;
-        struct sockaddr_in in;
-        struct sockaddr_in6 in6;
-} listen_addr;
-
-/* "127.0.0.1:9095", "[::1]:9095", "localhost:9095"; port 0 = any free port.
- * Numeric only (plus localhost): a listener that controls rollbacks should
- * not depend on DNS answering at start-up. */
-static int parse_listen(const char *s, listen_addr *ret, char **ret_error) {
-        const char *colon = strrchr(s, ':');
-        if (!colon || colon == s)
-                goto bad;
-
-        char host[INET6_ADDRSTRLEN + 2];
-        const char *h = s;
-        size_t hl = (size_t)(colon - s);
-        bool v6 = false;
-        if (*h == '[') {
-                if (hl < 3 || h[hl - 1] != ']')
-                        goto bad;
-                h++;
-                hl -= 2;
-                v6 = true;
-        }
-        if (hl == 0 || hl >= sizeof host)
-                goto bad;
-        memcpy(host, h, hl);
-        host[hl] = '\0';
-
-        int64_t port;
-        if (parse_int64(colon + 1, 0, 65535, &port) < 0 || colon[1] == '+' || colon[1] == '-')
-                goto bad;
-
-        *ret = (listen_addr){ 0 };
-        if (v6) {
-                ret->in6.sin6_family = AF_INET6;
-                ret->in6.sin6_port = htons((uint16_t)port);
-                if (inet_pton(AF_INET6, host, &ret->in6.sin6_addr) != 1)
-                        goto bad;
-                return 0;
-        }
-        if (strchr(host, ':')) {
-                *ret_error = strdup_printf("alerts.listen \"%s\": write an IPv6 address in brackets, e.g. [::1]:9095", s);
-                return -EINVAL;
-        }
-        ret->in.sin_family = AF_INET;
-        ret->in.sin_port = htons((uint16_t)port);
-        if (streq(host, "localhost"))
-                ret->in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        else if (inet_pton(AF_INET, host, &ret->in.sin_addr) != 1)
-                goto bad;
-        return 0;
-bad:
-        *ret_error = strdup_printf(
-                "alerts.listen \"%s\": expected ADDRESS:PORT with a numeric address, e.g. 127.0.0.1:9095 or [::1]:9095", s);
-        return -EINVAL;
-}
-
 static int binding_new(listener *l, const char *listen, binding **ret, char **ret_error) {
         listen_addr addr;
-        int r = parse_listen(listen, &addr, ret_error);
+        int r = listen_addr_parse(listen, &addr, ret_error);
         if (r < 0)
                 return r;
         bool v6 = addr.sa.sa_family == AF_INET6;
@@ -460,6 +434,8 @@ static int binding_new(listener *l, const char *listen, binding **ret, char **re
         binding *b = calloc(1, sizeof(binding));
         if (!b)
                 return -ENOMEM;
+        b->owner = l;
+        b->listen_fd = -1;
         b->listen = strdup(listen);
         if (!b->listen) {
                 free(b);
@@ -469,14 +445,15 @@ static int binding_new(listener *l, const char *listen, binding **ret, char **re
         l->capture_log = true;
         l->start_log[0] = '\0';
         b->mhd = MHD_start_daemon(
-                MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0), want_port, NULL, NULL, on_request, l,
+                MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0), want_port, NULL, NULL, on_request, b,
                 /* the logger must come first, or MHD prints early errors itself */
                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, l,
                 MHD_OPTION_SOCK_ADDR, &addr.sa,
                 MHD_OPTION_CONNECTION_TIMEOUT, LISTENER_CONNECTION_TIMEOUT_SEC,
                 MHD_OPTION_CONNECTION_LIMIT, LISTENER_CONNECTION_LIMIT,
                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)LISTENER_CONNECTION_MEMORY,
-                MHD_OPTION_NOTIFY_COMPLETED, on_request_completed, l,
+                MHD_OPTION_NOTIFY_COMPLETED, on_request_completed, b,
+                MHD_OPTION_NOTIFY_CONNECTION, on_connection, b,
                 MHD_OPTION_END);
         l->capture_log = false;
         if (!b->mhd) {
@@ -488,6 +465,9 @@ static int binding_new(listener *l, const char *listen, binding **ret, char **re
 
         const union MHD_DaemonInfo *epoll_info = MHD_get_daemon_info(b->mhd, MHD_DAEMON_INFO_EPOLL_FD);
         const union MHD_DaemonInfo *port_info = MHD_get_daemon_info(b->mhd, MHD_DAEMON_INFO_BIND_PORT);
+        const union MHD_DaemonInfo *listen_info = MHD_get_daemon_info(b->mhd, MHD_DAEMON_INFO_LISTEN_FD);
+        if (listen_info)
+                b->listen_fd = listen_info->listen_fd;
         if (!epoll_info || epoll_info->epoll_fd < 0 || !port_info) {
                 *ret_error = strdup_printf("cannot listen on %s for alerts: libmicrohttpd has no epoll descriptor",
                                            listen);
@@ -498,7 +478,11 @@ static int binding_new(listener *l, const char *listen, binding **ret, char **re
 
         r = sd_event_add_io(l->event, &b->io, epoll_info->epoll_fd, EPOLLIN, on_mhd_io, b);
         if (r >= 0)
-                r = sd_event_add_time_relative(l->event, &b->timer, CLOCK_MONOTONIC, 0, 0, on_mhd_timer, b);
+                r = sd_event_add_time_relative(l->event, &b->timer, CLOCK_MONOTONIC, 0, LISTENER_TIMER_ACCURACY_USEC,
+                                               on_mhd_timer, b);
+        if (r >= 0)
+                r = sd_event_add_time_relative(l->event, &b->guard, CLOCK_MONOTONIC, LISTENER_SELF_CHECK_USEC,
+                                               10 * USEC_PER_MSEC, on_guard, b);
         if (r < 0) {
                 *ret_error = strdup_printf("cannot watch the alert listener on the event loop: %s", strerror(-r));
                 binding_free(b);
@@ -506,6 +490,8 @@ static int binding_new(listener *l, const char *listen, binding **ret, char **re
         }
         (void)sd_event_source_set_description(b->io, "alerts-http");
         (void)sd_event_source_set_description(b->timer, "alerts-http-timer");
+        (void)sd_event_source_set_description(b->guard, "alerts-http-guard");
+        b->last_run = now_monotonic_usec();
         binding_rearm(b);
 
         char host[INET6_ADDRSTRLEN];
@@ -538,6 +524,8 @@ int listener_new(sd_event *e, const config *cfg, listener **ret, char **ret_erro
                 return -ENOMEM;
         l->event = sd_event_ref(e);
         int r = token_read(cfg, &l->token, &l->token_len, &err);
+        l->table.token = l->token;
+        l->table.token_len = l->token_len;
         if (r >= 0)
                 r = binding_new(l, cfg->alerts_listen, &l->binding, &err);
         if (r < 0) {
@@ -555,7 +543,7 @@ listener *listener_free(listener *l) {
         if (!l)
                 return NULL;
         binding_free(l->binding);
-        free(l->routes);
+        listener_table_done(&l->table);
         free_secret(l->token);
         sd_event_unref(l->event);
         free(l);
@@ -598,6 +586,8 @@ void listener_reconfigure_commit(listener *l, listener_pending *p) {
         free_secret(l->token);
         l->token = TAKE_PTR(p->token);
         l->token_len = p->token_len;
+        l->table.token = l->token;
+        l->table.token_len = l->token_len;
         if (p->binding) {
                 binding_free(l->binding);
                 l->binding = TAKE_PTR(p->binding);
@@ -607,4 +597,8 @@ void listener_reconfigure_commit(listener *l, listener_pending *p) {
 
 int listener_port(const listener *l) {
         return l && l->binding ? l->binding->port : -1;
+}
+
+void listener_get_stats(const listener *l, listener_stats *ret) {
+        *ret = l ? l->stats : (listener_stats){ 0 };
 }

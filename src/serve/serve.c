@@ -8,18 +8,63 @@
 #include "alerts.h"
 #include "listener.h"
 #include "status.h"
+#include "util.h"
 
 struct serve {
         listener *listener;
         alerts *alerts;
         status *status;
+        metrics_callback *http[3];
 };
+
+/* ---- the listener's guards in /metrics ---- */
+
+static void collect_open(void *userdata, metrics_emitter *e) {
+        listener_stats st;
+        listener_get_stats(((serve *)userdata)->listener, &st);
+        metrics_emit(e, (double)st.connections);
+}
+
+static void collect_closed(void *userdata, metrics_emitter *e) {
+        listener_stats st;
+        listener_get_stats(((serve *)userdata)->listener, &st);
+        metrics_emit(e, (double)st.header_timeouts, "header_timeout");
+        metrics_emit(e, (double)st.request_timeouts, "request_timeout");
+        metrics_emit(e, (double)st.evicted, "evicted");
+}
+
+static void collect_stalls(void *userdata, metrics_emitter *e) {
+        listener_stats st;
+        listener_get_stats(((serve *)userdata)->listener, &st);
+        metrics_emit(e, (double)st.stalls);
+}
+
+static int add_http_metrics(serve *s, metrics_registry *m) {
+        if (!m)
+                return 0;
+        s->http[0] = metrics_callback_new(m, "rollguard_http_connections", "Connections open to the listener.",
+                                          METRICS_GAUGE, collect_open, s);
+        s->http[1] = metrics_callback_new(m, "rollguard_http_connections_closed_total",
+                                          "Connections the listener closed: headers or a request over its time "
+                                          "budget, or the oldest without headers at the connection limit.",
+                                          METRICS_COUNTER, collect_closed, s, "reason");
+        s->http[2] = metrics_callback_new(m, "rollguard_http_listener_stalls_total",
+                                          "Times the listener's self-check found connections waiting that it had "
+                                          "stopped accepting (and ran it again).",
+                                          METRICS_COUNTER, collect_stalls, s);
+        for (size_t i = 0; i < ELEMENTSOF(s->http); i++)
+                if (!s->http[i])
+                        return -ENOMEM;
+        return 0;
+}
 
 int serve_new(sd_event *e, watcher *w, metrics_registry *m, const config *cfg, serve **ret, char **ret_error) {
         serve *s = calloc(1, sizeof(serve));
         if (!s)
                 return -ENOMEM;
         int r = listener_new(e, cfg, &s->listener, ret_error);
+        if (r >= 0)
+                r = add_http_metrics(s, m);
         if (r >= 0)
                 r = alerts_new(w, cfg, m, &s->alerts);
         if (r >= 0)
@@ -41,6 +86,8 @@ serve *serve_free(serve *s) {
         if (!s)
                 return NULL;
         /* the listener first: no handler may run on a freed module */
+        for (size_t i = 0; i < ELEMENTSOF(s->http); i++)
+                metrics_callback_free(s->http[i]);
         listener_free(s->listener);
         status_free(s->status);
         alerts_free(s->alerts);

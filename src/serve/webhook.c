@@ -181,6 +181,69 @@ static void safe_name(const char *name, char *buf, size_t bufsz) {
         buf[o] = '\0';
 }
 
+/* cJSON decodes "\u0000" into a NUL that ends the C string it hands us, so
+ * "ok\u0000evil" would read as "ok". Before parsing, each such escape
+ * becomes NUL_MARK (0xFF, never valid in UTF-8) followed by the rest of the
+ * escape text, same length, so error offsets stay true. Strings that
+ * matter are then checked: the mark means a NUL was there, anything else
+ * invalid is invalid UTF-8. */
+#define NUL_MARK '\xff'
+
+static void mark_nul_escapes(char *s, size_t len) {
+        bool in_string = false;
+        for (size_t i = 0; i < len; i++) {
+                if (!in_string) {
+                        in_string = s[i] == '"';
+                        continue;
+                }
+                if (s[i] == '"') {
+                        in_string = false;
+                        continue;
+                }
+                if (s[i] != '\\' || i + 1 >= len)
+                        continue;
+                if (s[i + 1] == 'u' && i + 5 < len && memcmp(s + i + 2, "0000", 4) == 0) {
+                        s[i] = NUL_MARK;
+                        i += 5;
+                } else
+                        i++; /* the escaped character, whatever it is */
+        }
+}
+
+/* NULL when s is valid UTF-8 without NULs, else what is wrong with it. */
+static const char *bad_text(const char *s) {
+        const unsigned char *p = (const unsigned char *)s;
+        while (*p) {
+                unsigned c = *p;
+                if (c == (unsigned char)NUL_MARK && strncmp((const char *)p + 1, "u0000", 5) == 0)
+                        return "contains a NUL character";
+                if (c < 0x80) {
+                        p++;
+                        continue;
+                }
+                size_t n;
+                unsigned cp, min;
+                if ((c & 0xe0) == 0xc0) {
+                        n = 1, cp = c & 0x1f, min = 0x80;
+                } else if ((c & 0xf0) == 0xe0) {
+                        n = 2, cp = c & 0x0f, min = 0x800;
+                } else if ((c & 0xf8) == 0xf0) {
+                        n = 3, cp = c & 0x07, min = 0x10000;
+                } else
+                        return "is not valid UTF-8";
+                for (size_t i = 1; i <= n; i++) {
+                        if ((p[i] & 0xc0) != 0x80)
+                                return "is not valid UTF-8";
+                        cp = (cp << 6) | (p[i] & 0x3f);
+                }
+                /* overlong forms, UTF-16 surrogates and past U+10FFFF */
+                if (cp < min || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+                        return "is not valid UTF-8";
+                p += n + 1;
+        }
+        return NULL;
+}
+
 /* An optional string member: 1 read, 0 absent or null, <0 wrong type. */
 static int member_string(const cJSON *obj, const char *name, const char **ret) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
@@ -213,8 +276,14 @@ static int parse_labels(const cJSON *labels, size_t idx, firing_alert *out, pars
                 if (strlen(name) > WEBHOOK_MAX_LABEL_BYTES)
                         return fail(e, "alerts[%zu].labels.%s: label name longer than %d bytes", idx, safe,
                                     WEBHOOK_MAX_LABEL_BYTES);
+                const char *bad = bad_text(name);
+                if (bad)
+                        return fail(e, "alerts[%zu].labels.%s: the label name %s", idx, safe, bad);
                 if (!cJSON_IsString(l) || !l->valuestring)
                         return fail(e, "alerts[%zu].labels.%s: expected a string", idx, safe);
+                bad = bad_text(l->valuestring);
+                if (bad)
+                        return fail(e, "alerts[%zu].labels.%s: the value %s", idx, safe, bad);
                 if (strlen(l->valuestring) > WEBHOOK_MAX_LABEL_BYTES)
                         return fail(e, "alerts[%zu].labels.%s: value longer than %d bytes", idx, safe,
                                     WEBHOOK_MAX_LABEL_BYTES);
@@ -288,6 +357,9 @@ static int parse_alert(const cJSON *a, size_t idx, webhook_alert *out, parse_err
                 if (strlen(fp) > WEBHOOK_MAX_LABEL_BYTES)
                         return fail(e, "alerts[%zu].fingerprint: longer than %d bytes", idx,
                                     WEBHOOK_MAX_LABEL_BYTES);
+                const char *bad = bad_text(fp);
+                if (bad)
+                        return fail(e, "alerts[%zu].fingerprint: %s", idx, bad);
                 out->fingerprint = strdup(fp);
                 if (!out->fingerprint)
                         return -ENOMEM;
@@ -304,6 +376,10 @@ static const char *skip_space(const char *p, const char *end) {
 static int parse_root(const char *body, size_t len, webhook_batch *out, parse_error *e) {
         if (len == 0)
                 return fail(e, "empty body");
+        /* Never valid JSON, and cJSON would cut a string at it. */
+        const char *nul = memchr(body, '\0', len);
+        if (nul)
+                return fail(e, "malformed JSON near byte %zu", (size_t)(nul - body));
 
         const char *end = NULL;
         cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
@@ -388,6 +464,7 @@ int webhook_parse(const char *body, size_t len, webhook_batch *out, char **ret_e
         if (body && len > 0)
                 memcpy(copy, body, len);
         copy[body ? len : 0] = '\0';
+        mark_nul_escapes(copy, body ? len : 0);
 
         int r = parse_root(copy, body ? len : 0, &b, &e);
         if (r < 0) {

@@ -40,6 +40,8 @@ static const struct {
         [EV_STATE_CORRUPT] = { "rollguard-state-corrupt", "985b72f1a06444fa94ab3c5c3c600443" },
         [EV_ALERT] = { "rollguard-alert", "f6f03ae3d4dd44fd8c339b4ab96f887e" },
         [EV_CREDENTIALS] = { "rollguard-credentials", "6d4f6d91472041b0b6901151efafbf25" },
+        [EV_METRIC_QUERY] = { "rollguard-metric-query", "16593eb370b0495d85418b66ddd97a43" },
+        [EV_NOTIFY_FAILED] = { "rollguard-notify-failed", "1b4e2e97df984a34add498487acae329" },
         [EV_API_THROTTLED] = { "rollguard-api-throttled", "8efefc34b6644117a212f9a28df5ff95" },
         [EV_BUDGET_STRETCHED] = { "rollguard-budget-stretched", "2ec0bfb29005410db08c4ea9235a3843" },
         [EV_RELEASE_UNOBSERVED] = { "rollguard-release-unobserved", "58cecb3338e9431cbf47d4f74bc60503" },
@@ -53,6 +55,8 @@ static const char *const priority_names[8] = {
 static log_target current_target = LOG_TARGET_STDERR;
 static bool verbose_enabled;
 static log_sink_fn test_sink;
+static log_observer_fn observer;
+static void *observer_userdata;
 
 /* A message longer than this is cut and ends in "…": one runaway API error
  * body must not turn into a megabyte log record. */
@@ -104,6 +108,11 @@ void log_setup(log_target t, bool verbose) {
 
 bool log_verbose(void) {
         return verbose_enabled;
+}
+
+void log_set_observer(log_observer_fn fn, void *userdata) {
+        observer = fn;
+        observer_userdata = userdata;
 }
 
 void log_set_test_sink(log_sink_fn fn) {
@@ -182,6 +191,8 @@ static int send_stderr(log_event ev, int priority, const log_fields *f, const ch
         line_append_field(&l, "rule", f->rule);
         line_append_field(&l, "action", f->action);
         line_append_field(&l, "result", f->result);
+        line_append_field(&l, "value", f->value);
+        line_append_field(&l, "threshold", f->threshold);
         line_append(&l, ": ", false);
         line_append(&l, msg, true);
         if (l.truncated) {
@@ -196,8 +207,8 @@ static int send_stderr(log_event ev, int priority, const log_fields *f, const ch
 }
 
 static int send_journal(log_event ev, int priority, const log_fields *f, const char *message_field) {
-        struct iovec iov[10];
-        char *owned[6] = {};
+        struct iovec iov[16];
+        char *owned[12] = {};
         size_t n = 0, n_owned = 0;
         char priority_field[sizeof("PRIORITY=") + 1];
         char message_id_field[sizeof("MESSAGE_ID=") + 32];
@@ -226,6 +237,11 @@ static int send_journal(log_event ev, int priority, const log_fields *f, const c
                 { "ROLLGUARD_RULE", f->rule },
                 { "ROLLGUARD_ACTION", f->action },
                 { "ROLLGUARD_RESULT", f->result },
+                { "ROLLGUARD_VALUE", f->value },
+                { "ROLLGUARD_THRESHOLD", f->threshold },
+                { "ROLLGUARD_REASON", f->reason },
+                { "ROLLGUARD_ROLLBACK_CHANGE_ORDER", f->rollback_change_order },
+                { "ROLLGUARD_CHANNEL", f->channel },
         };
         for (size_t i = 0; i < ELEMENTSOF(extra); i++) {
                 if (!extra[i].value)
@@ -279,6 +295,18 @@ int log_event_send(log_event ev, int priority, const log_fields *f, const char *
 
         if (test_sink)
                 test_sink(ev, priority, f, msg);
+        if (observer && ev != EV_NONE) {
+                /* The observer may log, which reuses message_field. */
+                static bool observing;
+                if (!observing) {
+                        observing = true;
+                        char *copy = strdup(msg);
+                        if (copy)
+                                observer(observer_userdata, ev, priority, f, copy);
+                        free(copy);
+                        observing = false;
+                }
+        }
         errno = saved_errno;
         return r;
 }

@@ -32,6 +32,8 @@ typedef enum log_event {
         EV_STATE_CORRUPT,
         EV_ALERT,
         EV_CREDENTIALS,
+        EV_METRIC_QUERY,   /* a metric rule's query became inconclusive, or answers again */
+        EV_NOTIFY_FAILED,  /* a notification channel keeps failing */
         EV_API_THROTTLED,      /* the account throttles: every call slows down (and back) */
         EV_BUDGET_STRETCHED,   /* releases in flight get a longer interval than active_poll_interval (and back) */
         EV_RELEASE_UNOBSERVED, /* a release in flight not seen for unobserved_after (and seen again) */
@@ -48,6 +50,14 @@ typedef struct log_fields {
         const char *rule;
         const char *action;
         const char *result;
+        const char *value;     /* metric rules: what the query read, "0.0731" */
+        const char *threshold; /* and the rule's threshold, "0.05" */
+        /* Optional, journal only (ROLLGUARD_REASON, ROLLGUARD_ROLLBACK_CHANGE_ORDER,
+         * ROLLGUARD_CHANNEL): what the rule saw, the order a rollback created,
+         * the notification channel concerned. */
+        const char *reason;
+        const char *rollback_change_order;
+        const char *channel;
 } log_fields;
 
 typedef enum log_target {
@@ -70,6 +80,15 @@ int log_event_send(log_event ev, int priority, const log_fields *f, const char *
 #define log_info(...) log_event_send(EV_NONE, LOG_INFO, NULL, __VA_ARGS__)
 #define log_debug(...) \
         (log_verbose() ? log_event_send(EV_NONE, LOG_DEBUG, NULL, __VA_ARGS__) : 0)
+
+/* Who else wants to know about each record with an event kind (ev !=
+ * EV_NONE), after it is written: main hands them to the notifications
+ * (src/tell/tell.h), so the decision modules report once, here, and know
+ * nothing of chat robots. One observer; NULL removes it. A record written
+ * from inside the observer is not observed again. msg and f are valid only
+ * during the call. */
+typedef void (*log_observer_fn)(void *userdata, log_event ev, int priority, const log_fields *f, const char *msg);
+void log_set_observer(log_observer_fn fn, void *userdata);
 
 /* Test hook: when set, every record is also handed here (fields + text). */
 typedef void (*log_sink_fn)(log_event ev, int priority, const log_fields *f, const char *msg);

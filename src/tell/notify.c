@@ -9,66 +9,8 @@
 
 #include "log.h"
 #include "notify_answer.h"
+#include "notify_internal.h"
 #include "util.h"
-
-#define DEFAULT_RETRY_FOR (10 * USEC_PER_MIN)
-#define DEFAULT_BACKOFF_INITIAL USEC_PER_SEC
-#define DEFAULT_BACKOFF_MAX USEC_PER_MIN
-#define DEFAULT_TIMEOUT (10 * USEC_PER_SEC)
-/* Dedupe memory per channel: change orders are few; this covers days. */
-#define DEDUPE_KEYS 512
-/* A channel down for hours with a storm of events: the oldest beyond this
- * are merged away rather than held forever (counted as merged). */
-#define PENDING_MAX 1000
-
-typedef struct chan chan;
-
-/* An event with its own copies of every string. */
-typedef struct owned_event {
-        notify_event ev;
-        char *str[10];
-} owned_event;
-
-typedef struct test_call {
-        chan *ch;
-        notify_test_fn cb;
-        void *userdata;
-        http_call *call;
-        struct test_call *next;
-} test_call;
-
-struct chan {
-        notify *n;
-        notify_channel c;
-        unsigned rate_max;
-        uint64_t rate_period;
-        uint64_t *sent_at; /* ring of the last rate_max attempt times */
-        size_t sent_head, sent_n;
-
-        owned_event **pending; /* FIFO of events not yet in a message */
-        size_t n_pending, cap_pending;
-
-        owned_event **cur; /* the message being delivered (in flight or waiting to retry) */
-        size_t n_cur;
-        unsigned attempts;
-        uint64_t first_try, backoff;
-        http_call *call;
-        sd_event_source *timer;
-
-        char *dedupe[DEDUPE_KEYS];
-        size_t dedupe_next;
-
-        uint64_t stats[_NOTIFY_RESULT_MAX];
-};
-
-struct notify {
-        sd_event *event;
-        http_client *http;
-        notify_options opt;
-        chan *chans;
-        size_t n_chans;
-        test_call *tests;
-};
 
 static const char *const result_names[_NOTIFY_RESULT_MAX] = {
         [NOTIFY_RESULT_SENT] = "sent",     [NOTIFY_RESULT_RETRIED] = "retried",
@@ -112,6 +54,10 @@ static owned_event *owned_event_new(const notify_event *ev) {
 
 static void count(chan *ch, notify_result r, uint64_t k) {
         ch->stats[r] += k;
+}
+
+static uint64_t retry_for(const chan *ch) {
+        return ch->c.retry_for_usec ? ch->c.retry_for_usec : ch->n->opt.retry_for_usec;
 }
 
 static void report(chan *ch, notify_result r, long status, const char *detail, size_t n_events) {
@@ -227,13 +173,37 @@ static void cur_done(chan *ch) {
         ch->attempts = 0;
 }
 
+/* A channel that keeps failing says so once per this interval; what it
+ * did not say is counted into the next record. */
+#define FAIL_LOG_INTERVAL (10 * USEC_PER_MIN)
+
 static void give_up(chan *ch, long status, const char *detail, bool permanent) {
         char dur[32];
-        format_duration(now_monotonic_usec() - ch->first_try, dur, sizeof dur);
-        log_warning("notify: channel %s: %zu event(s) (first: %s) not delivered, %s after %u attempt(s) "
-                    "over %s; last answer: %s",
-                    ch->c.name, ch->n_cur, ch->n_cur ? notify_kind_name(ch->cur[0]->ev.kind) : "-",
-                    permanent ? "refused" : "gave up", ch->attempts, dur, detail);
+        uint64_t now = now_monotonic_usec();
+        format_duration(now - ch->first_try, dur, sizeof dur);
+        if (!ch->failed_logged_at || now - ch->failed_logged_at >= FAIL_LOG_INTERVAL) {
+                char more[96] = "";
+                if (ch->failed_unlogged)
+                        snprintf(more, sizeof more, "; %u more undelivered message(s) since the last such record",
+                                 ch->failed_unlogged);
+                log_fields f = {
+                        .channel = ch->c.name,
+                        .result = permanent ? "refused" : "gave_up",
+                        .app = ch->n_cur ? ch->cur[0]->ev.app : NULL,
+                        .change_order = ch->n_cur ? ch->cur[0]->ev.change_order : NULL,
+                };
+                log_event_send(EV_NOTIFY_FAILED, LOG_WARNING, &f,
+                               "notify: channel %s (%s): %zu event(s) (first: %s) not delivered, %s after %u "
+                               "attempt(s) over %s; last answer: %s%s",
+                               ch->c.name, notify_type_name(ch->c.type), ch->n_cur,
+                               ch->n_cur ? notify_kind_name(ch->cur[0]->ev.kind) : "-",
+                               permanent ? "refused" : "gave up", ch->attempts, dur, detail, more);
+                ch->failed_logged_at = now;
+                ch->failed_unlogged = 0;
+        } else {
+                ch->failed_unlogged++;
+                log_debug("notify: channel %s: another message not delivered (%s)", ch->c.name, detail);
+        }
         count(ch, NOTIFY_RESULT_FAILED, 1);
         report(ch, NOTIFY_RESULT_FAILED, status, detail, ch->n_cur);
         cur_done(ch);
@@ -257,7 +227,7 @@ static void on_done(const http_response *resp, void *userdata) {
         else {
                 uint64_t now = now_monotonic_usec();
                 uint64_t delay = jitter_usec(ch->backoff, 0.2);
-                if (now + delay - ch->first_try > ch->n->opt.retry_for_usec) {
+                if (now + delay - ch->first_try > retry_for(ch)) {
                         give_up(ch, resp->status, detail, false);
                 } else {
                         count(ch, NOTIFY_RESULT_RETRIED, 1);
@@ -391,7 +361,7 @@ int notify_send(notify *n, const notify_event *ev) {
                 return -EINVAL;
         int queued = 0;
         for (size_t i = 0; i < n->n_chans; i++) {
-                chan *ch = &n->chans[i];
+                chan *ch = n->chans[i];
                 if (!notify_channel_wants(&ch->c, ev->kind, ev->app))
                         continue;
                 int r = enqueue(ch, ev);
@@ -464,7 +434,7 @@ int notify_test(notify *n, const char *name, notify_test_fn cb, void *userdata) 
                 return -EINVAL;
         int tested = 0;
         for (size_t i = 0; i < n->n_chans; i++) {
-                chan *ch = &n->chans[i];
+                chan *ch = n->chans[i];
                 if (name && !streq(name, ch->c.name))
                         continue;
                 int r = test_one(ch, cb, userdata);
@@ -477,25 +447,7 @@ int notify_test(notify *n, const char *name, notify_test_fn cb, void *userdata) 
 
 /* ---- life cycle ---- */
 
-size_t notify_pending(const notify *n) {
-        size_t k = 0;
-        if (!n)
-                return 0;
-        for (size_t i = 0; i < n->n_chans; i++)
-                k += n->chans[i].n_pending + n->chans[i].n_cur;
-        for (const test_call *t = n->tests; t; t = t->next)
-                k++;
-        return k;
-}
-
-void notify_stats_foreach(const notify *n, notify_stats_fn fn, void *userdata) {
-        for (size_t i = 0; n && i < n->n_chans; i++)
-                for (int r = 0; r < _NOTIFY_RESULT_MAX; r++)
-                        fn(n->chans[i].c.name, n->chans[i].c.type, (notify_result)r, n->chans[i].stats[r],
-                           userdata);
-}
-
-static void chan_done(chan *ch) {
+void notify_chan_done(chan *ch) {
         if (ch->call)
                 http_call_cancel(ch->call);
         sd_event_source_disable_unref(ch->timer);
@@ -509,69 +461,6 @@ static void chan_done(chan *ch) {
         notify_channel_done(&ch->c);
 }
 
-notify *notify_free(notify *n) {
-        if (!n)
-                return NULL;
-        while (n->tests) {
-                test_call *t = n->tests;
-                n->tests = t->next;
-                http_call_cancel(t->call);
-                free(t);
-        }
-        for (size_t i = 0; i < n->n_chans; i++)
-                chan_done(&n->chans[i]);
-        free(n->chans);
-        sd_event_unref(n->event);
-        free(n);
-        return NULL;
-}
-
-int notify_new(sd_event *e, http_client *http, const notify_channel *channels, size_t n_channels,
-               const notify_options *opt, notify **ret) {
-        if (!e || !http || !ret || (n_channels && !channels))
-                return -EINVAL;
-        for (size_t i = 0; i < n_channels; i++)
-                if (!channels[i].name || !channels[i].url || channels[i].type < 0 ||
-                    channels[i].type >= _NOTIFY_TYPE_MAX)
-                        return -EINVAL;
-        notify *n = calloc(1, sizeof *n);
-        if (!n)
-                return -ENOMEM;
-        n->event = sd_event_ref(e);
-        n->http = http;
-        if (opt)
-                n->opt = *opt;
-        if (!n->opt.retry_for_usec)
-                n->opt.retry_for_usec = DEFAULT_RETRY_FOR;
-        if (!n->opt.backoff_initial_usec)
-                n->opt.backoff_initial_usec = DEFAULT_BACKOFF_INITIAL;
-        if (!n->opt.backoff_max_usec)
-                n->opt.backoff_max_usec = DEFAULT_BACKOFF_MAX;
-        if (!n->opt.timeout_usec)
-                n->opt.timeout_usec = DEFAULT_TIMEOUT;
-        n->chans = calloc(n_channels ? n_channels : 1, sizeof *n->chans);
-        if (!n->chans)
-                goto oom;
-        for (size_t i = 0; i < n_channels; i++) {
-                chan *ch = &n->chans[i];
-                ch->n = n;
-                if (notify_channel_copy(&channels[i], &ch->c) < 0)
-                        goto oom;
-                n->n_chans = i + 1;
-                notify_type_rate_limit(ch->c.type, &ch->rate_max, &ch->rate_period);
-                if (ch->c.rate_max) {
-                        ch->rate_max = ch->c.rate_max;
-                        ch->rate_period = ch->c.rate_period_usec ? ch->c.rate_period_usec : USEC_PER_MIN;
-                }
-                if (ch->rate_max) {
-                        ch->sent_at = calloc(ch->rate_max, sizeof *ch->sent_at);
-                        if (!ch->sent_at)
-                                goto oom;
-                }
-        }
-        *ret = n;
-        return 0;
-oom:
-        notify_free(n);
-        return -ENOMEM;
+void notify_chan_kick(chan *ch) {
+        kick(ch);
 }

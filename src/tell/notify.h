@@ -53,6 +53,12 @@ typedef struct notify_options {
  * -ENOMEM. opt may be NULL. */
 int notify_new(sd_event *e, http_client *http, const notify_channel *channels, size_t n_channels,
                const notify_options *opt, notify **ret);
+/* A new set of channels (SIGHUP), matched by name: a channel that stays
+ * keeps its queue, the message in flight, its dedupe memory, rate window
+ * and counters, and takes the new url, secret, events and apps; a new one
+ * starts empty; a removed one is dropped with what it still held (logged).
+ * On failure (-EINVAL, -ENOMEM) nothing changed. */
+int notify_reconfigure(notify *n, const notify_channel *channels, size_t n_channels);
 /* Cancels what is in flight (no callbacks), frees, wipes secrets. */
 notify *notify_free(notify *n);
 

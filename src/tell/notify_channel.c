@@ -76,7 +76,7 @@ bool notify_channel_wants(const notify_channel *c, notify_kind k, const char *ap
         unsigned mask = c->events ? c->events : NOTIFY_EVENTS_ALL;
         if (!(mask & NOTIFY_EVENT_BIT(k)))
                 return false;
-        if (c->n_apps == 0)
+        if (c->n_apps == 0 || !app)
                 return true;
         for (size_t i = 0; app && i < c->n_apps; i++)
                 if (streq(c->apps[i], app))
@@ -90,6 +90,7 @@ int notify_channel_copy(const notify_channel *src, notify_channel *dst) {
                 .events = src->events,
                 .rate_max = src->rate_max,
                 .rate_period_usec = src->rate_period_usec,
+                .retry_for_usec = src->retry_for_usec,
         };
         dst->name = strdup_null(src->name);
         dst->url = strdup_null(src->url);

@@ -48,6 +48,8 @@ typedef struct notify_channel {
          * 0 = the platform's documented limit (notify_type_rate_limit). */
         unsigned rate_max;
         uint64_t rate_period_usec;
+        /* Give a message up after this long; 0 = notify_options.retry_for_usec. */
+        uint64_t retry_for_usec;
 } notify_channel;
 
 const char *notify_type_name(notify_type t);        /* "dingtalk", ... */
@@ -63,7 +65,8 @@ void notify_type_rate_limit(notify_type t, unsigned *ret_max, uint64_t *ret_peri
 bool notify_type_can_merge(notify_type t);
 
 /* Does this channel want this event for this app (events mask, apps list)?
- * The test kind always passes. */
+ * The test kind always passes; so does an event about no single app
+ * (app NULL: the circuit breaker) whatever the apps list says. */
 bool notify_channel_wants(const notify_channel *c, notify_kind k, const char *app);
 
 /* Deep copy (url and secret included). Returns 0 or -ENOMEM. */

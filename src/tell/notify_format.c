@@ -143,8 +143,11 @@ static void summary_into(strbuf *b, const notify_event *ev, bool slack) {
                 sb_puts(b, "rollguard test message: this channel works");
                 return;
         }
-        sb_field(b, ev->app, slack);
-        sb_puts(b, ": ");
+        /* the breaker concerns no single app: no "n/a: " in front */
+        if (ev->app) {
+                sb_field(b, ev->app, slack);
+                sb_puts(b, ": ");
+        }
         switch (ev->kind) {
         case NOTIFY_EV_ACTION:
                 sb_puts(b, "rollguard ");

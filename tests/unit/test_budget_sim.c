@@ -291,7 +291,11 @@ static void run(const sim_case *c, result *out) {
                                 next_swap = now + 1 * S;
                 }
                 if (now >= next_action) {
-                        push(w, BUDGET_ACTION, (item){ random_app(w, true, false), now, false });
+                        /* only an app with a release in flight can act;
+                         * a fleet without one right now has no action */
+                        size_t i = random_app(w, true, false);
+                        if (i != SIZE_MAX)
+                                push(w, BUDGET_ACTION, (item){ i, now, false });
                         next_action += around(c->action_every);
                 }
                 if (now >= next_hint) {

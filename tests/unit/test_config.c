@@ -390,6 +390,64 @@ static void test_listen_forms(void **state) {
         }
 }
 
+static void test_prometheus_and_query_rules(void **state) {
+        static const char yaml[] =
+                "prometheus:\n"
+                "  url: https://cn-hangzhou.arms.aliyuncs.com:9443/api/v1/prometheus/abc/123/cn-hangzhou/\n"
+                "  token_file: prom-token\n"
+                "  auth: token\n"
+                "  timeout: 3s\n"
+                APP
+                "    rules:\n"
+                "      - name: error-rate\n"
+                "        when:\n"
+                "          status: [executing]\n"
+                "          query: >\n"
+                "            sum(rate(http_requests_total{app=\"{{app}}\",code=~\"5..\"}[1m]))\n"
+                "            / sum(rate(http_requests_total{app=\"{{app}}\"}[1m]))\n"
+                "          above: 0.05\n"
+                "        for: 2m\n"
+                "        action: rollback\n"
+                "      - name: latency-low\n"
+                "        when: { query: 'histogram_quantile(0.5, x{app_id=\"{{app_id}}\"}) @ {{release_started}}', below: -1.5e1 }\n"
+                "        action: log\n";
+        config *c = NULL;
+        char *err = NULL;
+        int r = config_parse("t.yaml", yaml, sizeof yaml - 1, &c, &err);
+        if (r < 0)
+                fail_msg("%s", err);
+        assert_string_equal(c->prom_url, "https://cn-hangzhou.arms.aliyuncs.com:9443/api/v1/prometheus/abc/123/cn-hangzhou");
+        assert_string_equal(c->prom_token_file, "prom-token");
+        assert_int_equal(c->prom_auth, 2);
+        assert_true(c->prom_timeout_usec == 3 * USEC_PER_SEC);
+        const rule *e = &c->apps[0].rules[0];
+        assert_non_null(strstr(e->query, "code=~\"5..\"}[1m])) / sum("));
+        assert_int_equal(e->cmp, RULE_ABOVE);
+        assert_true(e->threshold == 0.05);
+        assert_int_equal(e->query_line, 15);
+        assert_true(e->for_usec == 2 * USEC_PER_MIN);
+        const rule *l = &c->apps[0].rules[1];
+        assert_int_equal(l->cmp, RULE_BELOW);
+        assert_true(l->threshold == -15);
+
+        /* a bare token_file name is a systemd credential */
+        char *p = config_prom_token_path(c, "/run/credentials/rollguard.service", NULL);
+        assert_string_equal(p, "/run/credentials/rollguard.service/prom-token");
+        free(p);
+        config_free(c);
+
+        /* without prometheus: no client, the default timeout */
+        r = config_parse("t.yaml", APP, strlen(APP), &c, &err);
+        assert_int_equal(r, 0);
+        assert_null(c->prom_url);
+        assert_true(c->prom_timeout_usec == 5 * USEC_PER_SEC);
+        p = config_prom_token_path(c, "/run/creds", NULL);
+        assert_string_equal(p, "/run/creds/prom-token");
+        free(p);
+        assert_null(config_prom_token_path(c, NULL, NULL));
+        config_free(c);
+}
+
 static void test_load_missing_file(void **state) {
         config *c = (config *)1;
         _cleanup_free_ char *err = NULL;
@@ -499,6 +557,7 @@ int main(void) {
                 cmocka_unit_test(test_per_app_dry_run),
                 cmocka_unit_test(test_edas_kind_and_endpoints),
                 cmocka_unit_test(test_listen_forms),
+                cmocka_unit_test(test_prometheus_and_query_rules),
                 cmocka_unit_test(test_load_missing_file),
                 cmocka_unit_test(test_load_file),
                 cmocka_unit_test(test_example_config),

@@ -131,7 +131,9 @@ static void test_summary(void **state) {
                 { { .kind = NOTIFY_EV_UNOBSERVED, .app = "a", .change_order = "c", .reason = "API down" },
                   "a: change order c went by unwatched because API down" },
                 { { .kind = NOTIFY_EV_DEGRADED, .app = NULL, .reason = "x\ny" },
-                  "n/a: rollguard cannot watch this app because x y" },
+                  "rollguard cannot watch this app because x y" },
+                { { .kind = NOTIFY_EV_CIRCUIT_OPEN, .reason = "5 actions in the last hour" },
+                  "rollguard stopped acting (circuit open) because 5 actions in the last hour" },
                 { { .kind = NOTIFY_EV_TEST }, "rollguard test message: this channel works" },
         };
         for (size_t i = 0; i < ELEMENTSOF(t); i++) {
@@ -350,6 +352,9 @@ static void test_channel(void **state) {
         assert_false(notify_channel_wants(&c, NOTIFY_EV_ACTION, "other"));
         assert_false(notify_channel_wants(&c, NOTIFY_EV_DEGRADED, "shop-api"));
         assert_true(notify_channel_wants(&c, NOTIFY_EV_TEST, "other"));
+        /* the breaker concerns every app: an apps list does not filter it */
+        c.events |= NOTIFY_EVENT_BIT(NOTIFY_EV_CIRCUIT_OPEN);
+        assert_true(notify_channel_wants(&c, NOTIFY_EV_CIRCUIT_OPEN, NULL));
         c.events = 0;
         c.n_apps = 0;
         assert_true(notify_channel_wants(&c, NOTIFY_EV_DEGRADED, NULL));

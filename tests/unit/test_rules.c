@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -478,6 +479,76 @@ static void test_rule_table(void **state) {
         assert_int_equal(failures, 0);
 }
 
+/* Metric conditions: only a finite reading on the right side of the
+ * threshold holds; everything inconclusive resets the hold. */
+typedef struct metric_case {
+        const char *desc;
+        rule_cmp cmp;
+        double threshold;
+        bool have;          /* a reading exists for the rule */
+        bool ok;
+        double value;
+        bool rechecked_later;
+        int64_t match_since;
+        verdict_kind expect;
+        const char *why_has;
+} metric_case;
+
+static const metric_case metric_cases[] = {
+        { "above, value above", RULE_ABOVE, 0.05, true, true, 0.2, false, 0, VERDICT_HOLDING, "query value 0.2 above 0.05" },
+        { "above, value above, held for", RULE_ABOVE, 0.05, true, true, 0.2, false, NOW - 60000, VERDICT_FIRE, "above" },
+        { "above, equal is not above", RULE_ABOVE, 0.05, true, true, 0.05, false, NOW - 60000, VERDICT_NO_MATCH, "is not above" },
+        { "above, value below", RULE_ABOVE, 0.05, true, true, 0.01, false, NOW - 60000, VERDICT_NO_MATCH, "0.01 is not above" },
+        { "below, value below", RULE_BELOW, 10, true, true, 3, false, NOW - 60000, VERDICT_FIRE, "query value 3 below 10" },
+        { "below, value above", RULE_BELOW, 10, true, true, 30, false, 0, VERDICT_NO_MATCH, "is not below" },
+        { "NaN never holds", RULE_ABOVE, 0.05, true, true, NAN, false, NOW - 60000, VERDICT_NO_MATCH, "not above" },
+        { "+Inf never holds", RULE_ABOVE, 0.05, true, true, INFINITY, false, NOW - 60000, VERDICT_NO_MATCH, "not above" },
+        { "-Inf never holds below", RULE_BELOW, 1, true, true, -INFINITY, false, NOW - 60000, VERDICT_NO_MATCH, "not below" },
+        { "inconclusive", RULE_ABOVE, 0.05, true, false, 0, false, NOW - 60000, VERDICT_NO_MATCH, "query inconclusive: srv down" },
+        { "no reading yet", RULE_ABOVE, 0.05, false, false, 0, false, NOW - 60000, VERDICT_NO_MATCH, "no answer yet" },
+        { "re-read before acting defers to the hook", RULE_ABOVE, 0.05, false, false, 0, true, NOW - 60000, VERDICT_FIRE, "re-checked" },
+};
+
+static void test_metric_conditions(void **state) {
+        size_t failures = 0;
+        for (size_t i = 0; i < ELEMENTSOF(metric_cases); i++) {
+                const metric_case *c = &metric_cases[i];
+                rule r = { .name = (char *)"err", .sub_status = SUB_UNKNOWN, .status_mask = 1u << CO_EXECUTING,
+                           .query = (char *)"up", .cmp = c->cmp, .threshold = c->threshold,
+                           .for_usec = 30 * USEC_PER_SEC, .action = ACTION_ROLLBACK };
+                change_order co = { .id = (char *)"co-1", .co_type = (char *)"CoDeploy", .status = CO_EXECUTING,
+                                    .sub_status = SUB_NORMAL };
+                metric_reading m[2] = {
+                        { .rule = "other", .ok = true, .value = 1e9 },
+                        { .rule = "err", .ok = c->ok, .value = c->value, .why = "srv down" },
+                };
+                rule_input in = { .co = &co, .now_ms = NOW, .metrics = m, .n_metrics = c->have ? 2 : 1,
+                                  .metrics_rechecked_later = c->rechecked_later };
+                rule_verdict v = rule_evaluate(&r, &in, c->match_since);
+                if (v.kind != c->expect || !strstr(v.why, c->why_has)) {
+                        print_error("row %zu \"%s\": expected %s with \"%s\", got %s: %s\n", i, c->desc,
+                                    kind_name(c->expect), c->why_has, kind_name(v.kind), v.why);
+                        failures++;
+                }
+        }
+        assert_int_equal(failures, 0);
+}
+
+static void test_rule_copy_query(void **state) {
+        rule r = { .name = (char *)"q", .sub_status = SUB_UNKNOWN, .query = (char *)"sum(up)", .cmp = RULE_BELOW,
+                   .threshold = 2.5 };
+        rule c;
+        assert_int_equal(rule_copy(&c, &r), 0);
+        assert_ptr_not_equal(c.query, r.query);
+        assert_string_equal(c.query, "sum(up)");
+        assert_int_equal(c.cmp, RULE_BELOW);
+        assert_true(c.threshold == 2.5);
+        assert_string_equal(rule_cmp_name(RULE_ABOVE), "above");
+        assert_string_equal(rule_cmp_name(RULE_BELOW), "below");
+        rule_done(&c);
+        assert_null(c.query);
+}
+
 static void test_rule_matches_null_why(void **state) {
         /* why is optional: a NULL or zero-sized buffer must not be touched. */
         rule r = { .sub_status = SUB_UNKNOWN, .status_mask = 1u << CO_EXECUTING };
@@ -940,6 +1011,8 @@ static void test_rules_builtin(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_rule_table),
+                cmocka_unit_test(test_metric_conditions),
+                cmocka_unit_test(test_rule_copy_query),
                 cmocka_unit_test(test_rule_matches_null_why),
                 cmocka_unit_test(test_rule_empty_co_type_list_means_default),
                 cmocka_unit_test(test_action_allowed),

@@ -793,6 +793,8 @@ static const char *const expected_event_names[_EV_MAX] = {
         [EV_STATE_CORRUPT] = "rollguard-state-corrupt",
         [EV_ALERT] = "rollguard-alert",
         [EV_CREDENTIALS] = "rollguard-credentials",
+        [EV_METRIC_QUERY] = "rollguard-metric-query",
+        [EV_NOTIFY_FAILED] = "rollguard-notify-failed",
         [EV_API_THROTTLED] = "rollguard-api-throttled",
         [EV_BUDGET_STRETCHED] = "rollguard-budget-stretched",
         [EV_RELEASE_UNOBSERVED] = "rollguard-release-unobserved",
@@ -947,11 +949,14 @@ static void test_log_stderr_lines(void **unused) {
                 const char *line;
         } table[] = {
                 { EV_ACTION_DONE, LOG_NOTICE,
-                  { "shop-api", "765f", "stalled", "rollback", "done" }, false,
+                  { .app = "shop-api", .change_order = "765f", .rule = "stalled", .action = "rollback",
+                    .result = "done" }, false,
                   "rolled back 765f",
                   "notice rollguard-action-done app=shop-api co=765f rule=stalled action=rollback "
                   "result=done: rolled back 765f\n" },
                 { EV_NONE, LOG_ERR, {}, true, "plain", "err -: plain\n" },
+                { EV_DECISION, LOG_NOTICE, { .rule = "error-rate", .value = "0.0731", .threshold = "0.05" }, false,
+                  "fired", "notice rollguard-decision rule=error-rate value=0.0731 threshold=0.05: fired\n" },
                 { EV_RELEASE_SEEN, LOG_INFO, { .app = "a", .change_order = "c" }, false, "seen",
                   "info rollguard-release-seen app=a co=c: seen\n" },
                 { EV_DECISION, LOG_WARNING, { .rule = "r", .result = "x" }, false, "m",

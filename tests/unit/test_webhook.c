@@ -327,6 +327,27 @@ static const bad_case bad_cases[] = {
           NULL, "alerts[0].endsAt: not an RFC 3339 time" },
         { "fingerprint a number", A0("{\"status\":\"firing\",\"labels\":{},\"fingerprint\":12}"), NULL,
           "alerts[0].fingerprint: expected a string" },
+        /* issue 12: cJSON ends a C string at a decoded NUL, so these read as "ok0" */
+        { "NUL in a label value", A0("{\"status\":\"firing\",\"labels\":{\"app\":\"ok0\\u0000evil\"}}"), NULL,
+          "alerts[0].labels.app: the value contains a NUL character" },
+        { "NUL in a label name", A0("{\"status\":\"firing\",\"labels\":{\"a\\u0000b\":\"v\"}}"), NULL,
+          "alerts[0].labels.a?u0000b: the label name contains a NUL character" },
+        { "NUL in the fingerprint", A0("{\"status\":\"firing\",\"labels\":{},\"fingerprint\":\"ab\\u0000\"}"),
+          NULL, "alerts[0].fingerprint: contains a NUL character" },
+        { "NUL after firing", A0("{\"status\":\"firing\\u0000x\",\"labels\":{}}"), NULL,
+          "alerts[0].status: expected \"firing\" or \"resolved\"" },
+        { "invalid UTF-8 byte", A0("{\"status\":\"firing\",\"labels\":{\"app\":\"a\xff\"}}"), NULL,
+          "alerts[0].labels.app: the value is not valid UTF-8" },
+        { "overlong NUL", A0("{\"status\":\"firing\",\"labels\":{\"app\":\"a\xc0\x80\"}}"), NULL,
+          "alerts[0].labels.app: the value is not valid UTF-8" },
+        { "UTF-8 surrogate", A0("{\"status\":\"firing\",\"labels\":{\"app\":\"\xed\xa0\x80\"}}"), NULL,
+          "alerts[0].labels.app: the value is not valid UTF-8" },
+        { "cut UTF-8 sequence", A0("{\"status\":\"firing\",\"labels\":{\"app\":\"\xe2\x82\"}}"), NULL,
+          "alerts[0].labels.app: the value is not valid UTF-8" },
+        { "past U+10FFFF", A0("{\"status\":\"firing\",\"labels\":{\"app\":\"\xf4\x90\x80\x80\"}}"), NULL,
+          "alerts[0].labels.app: the value is not valid UTF-8" },
+        { "invalid UTF-8 in a name", A0("{\"status\":\"firing\",\"labels\":{\"\xfe\":\"v\"}}"), NULL,
+          "alerts[0].labels.?: the label name is not valid UTF-8" },
         { "1001 alerts", NULL, build_1001_alerts, "alerts: more than 1000 alerts in one payload" },
         { "65 labels", NULL, build_65_labels, "alerts[0].labels: more than 64 labels" },
         { "label value over 1 KiB", NULL, build_long_value, "alerts[0].labels.app: value longer than 1024 bytes" },
@@ -351,6 +372,29 @@ static void test_parse_malformed(void **state) {
                         fail_msg("malformed \"%s\": output touched on failure", c->desc);
                 free(err);
         }
+}
+
+/* What the NUL check must leave alone: an escaped backslash before "u0000",
+ * real UTF-8 up to 4 bytes, and a NUL in a field nobody reads. A raw NUL
+ * byte is never JSON. */
+static void test_parse_text_kept(void **state) {
+        (void)state;
+        static const char json[] = A0("{\"status\":\"firing\",\"labels\":{\"app\":\"a\\\\u0000\","
+                                      "\"team\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9a\x80 \\u00e9\"},"
+                                      "\"annotations\":{\"summary\":\"x\\u0000y\"}}");
+        webhook_batch b = { 0 };
+        char *err = NULL;
+        assert_int_equal(webhook_parse(json, strlen(json), &b, &err), 0);
+        assert_null(err);
+        assert_int_equal(b.n_alerts, 1);
+        assert_string_equal(b.alerts[0].alert.labels[0].value, "a\\u0000");
+        assert_string_equal(b.alerts[0].alert.labels[1].value, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9a\x80 \xc3\xa9");
+        webhook_batch_done(&b);
+
+        static const char raw_nul[] = "{\"alerts\":[]}\0";
+        assert_int_equal(webhook_parse(raw_nul, sizeof raw_nul - 1, &b, &err), -EBADMSG);
+        assert_string_equal(err, "malformed JSON near byte 13");
+        free(err);
 }
 
 static void test_parse_limits_inclusive(void **state) {
@@ -468,6 +512,7 @@ int main(void) {
                 cmocka_unit_test(test_parse_payloads),
                 cmocka_unit_test(test_parse_malformed),
                 cmocka_unit_test(test_parse_limits_inclusive),
+                cmocka_unit_test(test_parse_text_kept),
                 cmocka_unit_test(test_parse_edge_inputs),
                 cmocka_unit_test(test_parse_never_crashes),
                 cmocka_unit_test(test_token_check),
