@@ -22,7 +22,7 @@
 /* Polls on the wire at once. Each costs a curl handle, its buffers and a
  * connection; with no cap a slow or stalled endpoint would have every app's
  * poll in flight (1000 apps: tens of MiB). 64 still allows 64 calls/s
- * with answers taking a full second, far above the default pace (60 calls
+ * with answers taking a full second, far above the default pace (30 calls
  * a minute). Actions never wait for a slot. */
 #define API_MAX_IN_FLIGHT 64
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* The cloud call layer shared by SAE and EDAS: a priority queue paced by the
- * account rate limit, V3 signing with the current credentials, the HTTP
- * round trip, and classification of the answer (SPEC 4). */
+/* The cloud call layer shared by SAE and EDAS: per-class queues spent by
+ * the API budget (budget.h), V3 signing with the current credentials, the
+ * HTTP round trip, and classification of the answer (SPEC 4). */
 #pragma once
 
 #include <cjson/cJSON.h>
