@@ -171,6 +171,8 @@ static int send_step(etcd_call *call) {
                 .ca_file = c->ca_file,
                 .cert_file = c->cert_file,
                 .key_file = c->key_file,
+                /* the password (authenticate) or the token it bought */
+                .wipe = auth_header != NULL || call->authenticating,
         };
         return http_submit(c->http, &req, on_http, call, &call->http);
 }

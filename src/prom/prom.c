@@ -398,6 +398,7 @@ int prom_query_start(prom_query *q, const char *promql, int64_t time_ms) {
                 .headers = headers,
                 .n_headers = n_headers,
                 .timeout_usec = c->timeout_usec,
+                .wipe = c->auth_header != NULL, /* a bearer token or AccessKey pair */
         };
         int r = http_submit(c->http, &req, on_http_done, q, &q->call);
         if (r < 0) {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "alerts.h"
+#include "events.h"
 #include "listener.h"
 #include "status.h"
 #include "util.h"
@@ -13,6 +14,7 @@
 struct serve {
         listener *listener;
         alerts *alerts;
+        events *events;
         status *status;
         metrics_callback *http[3];
 };
@@ -71,6 +73,10 @@ int serve_new(sd_event *e, watcher *w, metrics_registry *m, const config *cfg, s
                 r = alerts_add_routes(s->alerts, s->listener);
         if (r >= 0)
                 r = status_new(s->listener, w, s->alerts, m, &s->status);
+        if (r >= 0)
+                r = events_new(w, cfg, m, &s->events);
+        if (r >= 0)
+                r = events_add_routes(s->events, s->listener);
         /* the next endpoint: its module's *_new and routes, here */
         if (r < 0) {
                 if (ret_error && !*ret_error)
@@ -90,6 +96,7 @@ serve *serve_free(serve *s) {
                 metrics_callback_free(s->http[i]);
         listener_free(s->listener);
         status_free(s->status);
+        events_free(s->events);
         alerts_free(s->alerts);
         free(s);
         return NULL;
@@ -103,14 +110,24 @@ int serve_reconfigure(serve *s, const config *cfg, char **ret_error) {
                         *ret_error = strdup("out of memory");
                 return r;
         }
+        events_apps *ea = NULL;
+        r = events_reconfigure_prepare(s->events, cfg, &ea);
+        if (r < 0) {
+                alerts_routes_free(rt);
+                if (ret_error)
+                        *ret_error = strdup("out of memory");
+                return r;
+        }
         listener_pending *p = NULL;
         r = listener_reconfigure_check(s->listener, cfg, &p, ret_error);
         if (r < 0) {
                 alerts_routes_free(rt);
+                events_apps_free(ea);
                 return r;
         }
         listener_reconfigure_commit(s->listener, p);
         alerts_reroute_commit(s->alerts, rt);
+        events_reconfigure_commit(s->events, ea);
         return 0;
 }
 

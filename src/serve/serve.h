@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Everything the daemon serves over HTTP, put together: the listener with
- * its routes (POST /api/v1/alerts, GET /status, GET /metrics). A new
- * endpoint is a module with a handler and one listener_add_route call in
- * serve.c. main sees only this. */
+ * its routes (POST /api/v1/alerts, POST /api/v1/events, GET /status,
+ * GET /metrics). A new endpoint is a module with a handler and one
+ * listener_add_route call in serve.c. main sees only this. */
 #pragma once
 
 #include "config.h"

@@ -42,6 +42,7 @@ static const struct {
         [EV_CREDENTIALS] = { "rollguard-credentials", "6d4f6d91472041b0b6901151efafbf25" },
         [EV_METRIC_QUERY] = { "rollguard-metric-query", "16593eb370b0495d85418b66ddd97a43" },
         [EV_NOTIFY_FAILED] = { "rollguard-notify-failed", "1b4e2e97df984a34add498487acae329" },
+        [EV_CLOUD_EVENT] = { "rollguard-cloud-event", "9232b4dbfe42482a959c5e11158e225a" },
         [EV_API_THROTTLED] = { "rollguard-api-throttled", "8efefc34b6644117a212f9a28df5ff95" },
         [EV_BUDGET_STRETCHED] = { "rollguard-budget-stretched", "2ec0bfb29005410db08c4ea9235a3843" },
         [EV_RELEASE_UNOBSERVED] = { "rollguard-release-unobserved", "58cecb3338e9431cbf47d4f74bc60503" },

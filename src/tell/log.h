@@ -34,6 +34,7 @@ typedef enum log_event {
         EV_CREDENTIALS,
         EV_METRIC_QUERY,   /* a metric rule's query became inconclusive, or answers again */
         EV_NOTIFY_FAILED,  /* a notification channel keeps failing */
+        EV_CLOUD_EVENT,    /* an EventBridge event named an app (a hint), or a delivery was refused */
         EV_API_THROTTLED,      /* the account throttles: every call slows down (and back) */
         EV_BUDGET_STRETCHED,   /* releases in flight get a longer interval than active_poll_interval (and back) */
         EV_RELEASE_UNOBSERVED, /* a release in flight not seen for unobserved_after (and seen again) */

@@ -274,6 +274,7 @@ static int attempt(chan *ch) {
                 .timeout_usec = ch->n->opt.timeout_usec,
                 .body = body,
                 .body_len = strlen(body),
+                .wipe = 1, /* the URL carries the robot's token; the body a signature */
         };
         ch->attempts++;
         rate_record(ch, now);
@@ -418,6 +419,7 @@ static int test_one(chan *ch, notify_test_fn cb, void *userdata) {
                 .timeout_usec = ch->n->opt.timeout_usec,
                 .body = body,
                 .body_len = strlen(body),
+                .wipe = 1, /* the URL carries the robot's token; the body a signature */
         };
         r = http_submit(ch->n->http, &req, on_test_done, t, &t->call);
         if (r < 0) {

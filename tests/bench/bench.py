@@ -28,6 +28,8 @@
    with an empty state directory and with 1000 state files.
 4. Idle cost: 20 idle apps against the simulator with poll_interval 2s,
    requests counted per app and scaled to the default poll_interval (30s).
+5. The fleet on a shared API budget (tests/bench/fleet.py) runs on its own,
+   `./tools/dev bench fleet`: it takes about 7 minutes more.
 """
 
 import argparse
@@ -866,6 +868,8 @@ def main():
     print(table(results))
     print(f"\n(written to {args.out}; {results['bench_seconds']:.0f} s; "
           f"load average at the end {results['machine']['loadavg_at_end'][0]:.2f})")
+    print("(the fleet benchmark, detection on a shared API budget with and without events: "
+          "./tools/dev bench fleet, about 7 minutes, writes build-bench/fleet.json)")
     return 0
 
 

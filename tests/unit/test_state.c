@@ -795,6 +795,7 @@ static const char *const expected_event_names[_EV_MAX] = {
         [EV_CREDENTIALS] = "rollguard-credentials",
         [EV_METRIC_QUERY] = "rollguard-metric-query",
         [EV_NOTIFY_FAILED] = "rollguard-notify-failed",
+        [EV_CLOUD_EVENT] = "rollguard-cloud-event",
         [EV_API_THROTTLED] = "rollguard-api-throttled",
         [EV_BUDGET_STRETCHED] = "rollguard-budget-stretched",
         [EV_RELEASE_UNOBSERVED] = "rollguard-release-unobserved",
