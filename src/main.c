@@ -22,13 +22,16 @@
 #include "cli.h"
 #include "config.h"
 #include "credentials.h"
+#include "fence.h"
 #include "http.h"
 #include "log.h"
 #include "metric_eval.h"
 #include "notify_test.h"
 #include "metrics.h"
 #include "rollguard-config.h"
+#include "safe_open.h"
 #include "serve.h"
+#include "state_repair.h"
 #include "status_cmd.h"
 #include "tell.h"
 #include "util.h"
@@ -42,6 +45,7 @@ typedef struct daemon_ctx {
         cred_provider *creds;
         api_client *api;
         watcher *watcher;
+        fence *fence;              /* ha: set; NULL on a single host */
         metrics_registry *metrics;
         prom_client *prom;          /* metric rules; NULL without prometheus: */
         metric_eval *metric_eval;
@@ -76,6 +80,7 @@ static const command commands[] = {
         { "once", "poll every app once, evaluate, act, exit", cmd_once },
         { "status", "ask the running daemon what it sees and print a table", cmd_status },
         { "notify-test", "send a test message to each notification channel (or NAME), print the answers", cmd_notify_test },
+        { "state", "state repair APP: set an unreadable state file aside, end the quarantine", cmd_state },
 };
 
 /* Commands that take an operand: `notify-test [NAME]`. */
@@ -159,6 +164,12 @@ static int parse_cli(int argc, char **argv, cli *c) {
         for (size_t i = 0; i < ELEMENTSOF(commands_with_operand) && optind < argc; i++)
                 if (streq(c->command, commands_with_operand[i]))
                         c->argument = argv[optind++];
+        /* `state repair APP`: every word after the command */
+        if (optind < argc && streq(c->command, "state")) {
+                c->args = argv + optind;
+                c->n_args = argc - optind;
+                optind = argc;
+        }
         if (optind < argc) {
                 fprintf(stderr, "rollguard: unexpected argument '%s'. Try 'rollguard --help'.\n", argv[optind]);
                 return -EINVAL;
@@ -217,8 +228,16 @@ static void exit_after_notifications(daemon_ctx *d) {
                 sd_event_exit(d->event, d->exit_code);
 }
 
-static void on_drained(void *userdata) {
+static void on_resigned(void *userdata) {
         exit_after_notifications(userdata);
+}
+
+static void on_drained(void *userdata) {
+        daemon_ctx *d = userdata;
+        /* ha: hand over now rather than after the lease's TTL. */
+        if (d->fence && fence_resign(d->fence, on_resigned, d) >= 0)
+                return;
+        exit_after_notifications(d);
 }
 
 static int on_drain_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -315,6 +334,9 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
                                err ? err : "unknown error");
                 config_free(n);
         } else {
+                if (!config_ha_equal(&d->cfg->ha, &n->ha))
+                        log_warning("ha: changes to the ha: section take effect at the next start; keeping %s",
+                                    d->cfg->ha.etcd ? "the running etcd settings" : "this host on its own");
                 config_free(d->cfg);
                 d->cfg = n;
                 _cleanup_free_ char *perr = NULL;
@@ -337,19 +359,31 @@ static void on_once_done(void *userdata, int failures) {
         exit_after_notifications(d);
 }
 
-static int take_state_lock(const char *dir, int *ret_fd) {
-        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-                return -errno;
-        _cleanup_free_ char *p = strdup_printf("%s/.lock", dir);
-        if (!p)
-                return -ENOMEM;
-        int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (fd < 0)
-                return -errno;
+/* The lock is on the directory itself, not on a file in it: deleting a file
+ * cannot let a second daemon in. The directory must be ours alone (owner,
+ * mode), or anyone who can write it could plant files we then trust. */
+static int take_state_lock(const char *dir, bool lock, int *ret_fd, char **ret_error) {
+        int fd;
+        int r = safe_open_state_dir(dir, true, &fd, ret_error);
+        if (r < 0)
+                return r;
+        if (!lock) {
+                close(fd);
+                return 0;
+        }
         if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
                 int e = errno;
                 close(fd);
                 return e == EWOULDBLOCK ? -EBUSY : -e;
+        }
+        /* ".lock" is information only now (who holds the lock); never
+         * through a symlink, and failing to write it changes nothing */
+        int info = openat(fd, ".lock", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+        if (info >= 0) {
+                struct stat st;
+                if (fstat(info, &st) >= 0 && S_ISREG(st.st_mode))
+                        dprintf(info, "%d\n", (int)getpid());
+                close(info);
         }
         *ret_fd = fd;
         return 0;
@@ -358,6 +392,7 @@ static int take_state_lock(const char *dir, int *ret_fd) {
 static void daemon_done(daemon_ctx *d) {
         serve_free(d->alerts);
         watcher_free(d->watcher);
+        fence_free(d->fence);
         log_set_observer(NULL, NULL);
         tell_free(d->tell);
         metric_eval_free(d->metric_eval);
@@ -384,13 +419,42 @@ static int start_metric_eval(daemon_ctx *d, char **err) {
         }
         if (!d->prom)
                 return 0;
-        r = metric_eval_new(d->prom, d->metrics, &d->metric_eval);
-        if (r < 0)
-                return r;
-        d->hooks.recheck = metric_eval_recheck;
-        d->hooks.gate_cancel = metric_eval_gate_cancel;
-        d->hooks.userdata = d->metric_eval;
-        return 0;
+        return metric_eval_new(d->prom, d->metrics, &d->metric_eval);
+}
+
+/* The actions' hooks have one userdata: these hand each step to whoever
+ * takes part in it (metric rules re-check; ha fences and records). */
+static int hook_recheck(void *userdata, action_run *run, const char *app, const change_order *co, const rule *r) {
+        daemon_ctx *d = userdata;
+        return metric_eval_recheck(d->metric_eval, run, app, co, r);
+}
+
+static int hook_pre_send(void *userdata, action_run *run, const char *app, const change_order *co, const rule *r) {
+        daemon_ctx *d = userdata;
+        return fence_pre_send(d->fence, run, app, co, r);
+}
+
+static void hook_gate_cancel(void *userdata, action_run *run) {
+        daemon_ctx *d = userdata;
+        if (d->metric_eval)
+                metric_eval_gate_cancel(d->metric_eval, run);
+        if (d->fence)
+                fence_gate_cancel(d->fence, run);
+}
+
+static void hook_post_record(void *userdata, const action_outcome *o) {
+        daemon_ctx *d = userdata;
+        fence_post_record(d->fence, o);
+}
+
+static void compose_hooks(daemon_ctx *d) {
+        d->hooks = (action_hooks){
+                .recheck = d->metric_eval ? hook_recheck : NULL,
+                .pre_send = d->fence ? hook_pre_send : NULL,
+                .gate_cancel = hook_gate_cancel,
+                .post_record = d->fence ? hook_post_record : NULL,
+                .userdata = d,
+        };
 }
 
 static int cmd_run(const cli *c, bool once) {
@@ -412,15 +476,17 @@ static int cmd_run(const cli *c, bool once) {
                 *colon = 0;
 
         bool read_only = once && c->dry_run;
-        if (!read_only) {
-                r = take_state_lock(state_dir, &d.lock_fd);
+        {
+                _cleanup_free_ char *lerr = NULL;
+                r = take_state_lock(state_dir, !read_only, &d.lock_fd, &lerr);
                 if (r == -EBUSY) {
                         log_error("another rollguard is running with state directory %s; use 'rollguard status', or 'rollguard once --dry-run' which only reads",
                                   state_dir);
                         goto out;
                 }
                 if (r < 0) {
-                        log_error("cannot use state directory %s: %s", state_dir, strerror(-r));
+                        log_error("refusing to start: %s", lerr ? lerr : strerror(-r));
+                        exit_code = EXIT_CONFIG;
                         goto out;
                 }
         }
@@ -467,15 +533,30 @@ static int cmd_run(const cli *c, bool once) {
         if ((r = tell_new(d.event, d.http, d.metrics, d.cfg, &d.tell)) < 0)
                 goto fail;
         log_set_observer(tell_observe, d.tell);
+        bool force_dry_run = c->dry_run;
+        if (d.cfg->ha.etcd && once && !c->dry_run) {
+                /* once takes no part in leadership: acting here could act twice. */
+                log_notice("ha: configured; 'once' does not take part in leadership, so it only logs (as with --dry-run)");
+                force_dry_run = true;
+        } else if (d.cfg->ha.etcd && !once) {
+                r = fence_new(d.event, d.http, d.cfg, d.metrics, &d.fence, &err);
+                if (r < 0) {
+                        log_error("%s", err ? err : strerror(-r));
+                        exit_code = EXIT_CONFIG;
+                        goto out;
+                }
+        }
+        compose_hooks(&d);
         watcher_options wo = {
-                .force_dry_run = c->dry_run,
+                .force_dry_run = force_dry_run,
                 .once = once,
                 .state_dir = state_dir,
                 .once_done = on_once_done,
                 .userdata = &d,
                 .metrics = d.metrics,
                 .metric_eval = d.metric_eval,
-                .action_hooks = d.metric_eval ? &d.hooks : NULL,
+                .action_hooks = d.metric_eval || d.fence ? &d.hooks : NULL,
+                .coord = d.fence ? fence_watcher_coord(d.fence) : NULL,
         };
         if ((r = watcher_new(d.event, d.api, d.cfg, &wo, &d.watcher)) < 0)
                 goto fail;
@@ -489,6 +570,8 @@ static int cmd_run(const cli *c, bool once) {
                 watcher_set_alert_lookup(d.watcher, serve_alert_lookup, d.alerts);
         }
         if ((r = watcher_start(d.watcher)) < 0)
+                goto fail;
+        if (d.fence && (r = fence_start(d.fence, d.watcher)) < 0)
                 goto fail;
 
         if (!once) {

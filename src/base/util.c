@@ -17,6 +17,28 @@ uint64_t now_monotonic_usec(void) {
         return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
 }
 
+int64_t now_steady_ms(void) {
+        static int64_t anchor;
+        static bool have;
+        int64_t mono = (int64_t)(now_monotonic_usec() / USEC_PER_MSEC);
+        if (!have) {
+                anchor = now_realtime_ms() - mono;
+                have = true;
+        }
+        return mono + anchor;
+}
+
+int64_t wall_minus_steady_ms(void) {
+        static int64_t cached;
+        static bool have;
+        int64_t fresh = now_realtime_ms() - now_steady_ms();
+        if (!have || fresh - cached > 1000 || cached - fresh > 1000) {
+                cached = fresh;
+                have = true;
+        }
+        return cached;
+}
+
 int64_t now_realtime_ms(void) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);

@@ -42,6 +42,15 @@ static inline void freep(void *p) {
 
 /* CLOCK_MONOTONIC in microseconds: for scheduling. */
 uint64_t now_monotonic_usec(void);
+/* CLOCK_MONOTONIC in milliseconds, anchored so that it read the wall clock
+ * when first asked (so wall times of the records convert to positive steady
+ * ones). The clock of `for`, cooldown and the breaker: a step of the wall
+ * clock after that neither fires a rule early nor stretches a cooldown. */
+int64_t now_steady_ms(void);
+/* Wall minus steady, the conversion between the two. Kept while it moves
+ * by less than a second, so converting back and forth is exact (two clocks
+ * read a microsecond apart round differently); a real step is followed. */
+int64_t wall_minus_steady_ms(void);
 /* CLOCK_REALTIME in milliseconds since the epoch: the clock the cloud's
  * timestamps (CreateTime, UpdateTime) are in, so rules compare like with like. */
 int64_t now_realtime_ms(void);

@@ -58,6 +58,26 @@ static void print_rule(const rule *r) {
         printf("\n");
 }
 
+/* Where etcd is and who this node is; never the password. */
+static void print_ha(const ha_config *h) {
+        char b[32];
+        if (!h->etcd) {
+                printf("  ha: off (a single host)\n");
+                return;
+        }
+        printf("  ha: etcd ");
+        for (size_t i = 0; i < h->n_etcd; i++)
+                printf("%s%s", i ? ", " : "", h->etcd[i]);
+        printf("; prefix %s, node %s, lease %s", h->prefix, h->node, format_duration(h->lease_ttl_usec, b, sizeof b));
+        if (h->ca_file || h->cert_file)
+                printf(", tls%s%s%s%s", h->ca_file ? " ca " : "", h->ca_file ? h->ca_file : "",
+                       h->cert_file ? " cert " : "", h->cert_file ? h->cert_file : "");
+        if (h->user)
+                printf(", user %s (password from %s)", h->user,
+                       h->password_file ? h->password_file : "$CREDENTIALS_DIRECTORY/etcd-password");
+        printf("\n");
+}
+
 int cmd_check(const cli *c) {
         _cleanup_config_ config *cfg = NULL;
         if (cli_load_config(c->config_path, &cfg) < 0)
@@ -85,6 +105,8 @@ int cmd_check(const cli *c) {
         if (cfg->prom_url)
                 printf("  prometheus: %s (timeout %s)\n", cfg->prom_url,
                        format_duration(cfg->prom_timeout_usec, b1, sizeof b1));
+
+        print_ha(&cfg->ha);
 
         int exit_code = EXIT_OK;
         credentials creds = { 0 };

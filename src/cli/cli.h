@@ -23,6 +23,8 @@ typedef struct cli {
         bool query;     /* check --query: ask Prometheus once per query rule */
         const char *command;
         const char *argument; /* the command's operand (notify-test NAME), NULL when none */
+        char **args;   /* the words after the command (only for commands that take them) */
+        int n_args;
 } cli;
 
 /* config_load() that prints the error (FILE:LINE:COL: ...) to stderr. */

@@ -84,6 +84,18 @@ int cmd_status(const cli *c) {
                        json_num(bud, "in_flight_interval_seconds", 0),
                        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(bud, "stretched")) ? " (stretched: the budget is short)" : "",
                        json_num(bud, "idle_interval_seconds", 0), json_num(bud, "idle_sweep_seconds", 0));
+        const cJSON *ha = cJSON_GetObjectItemCaseSensitive(root, "ha");
+        if (cJSON_IsObject(ha)) {
+                const char *node = json_str(ha, "node", "?"), *role = json_str(ha, "role", "?");
+                const char *leader = json_str(ha, "leader", NULL), *why = json_str(ha, "reason", "-");
+                if (streq(role, "leader"))
+                        printf("ha: %s is the leader (%s)\n", node, why);
+                else if (streq(role, "standby"))
+                        printf("ha: %s is standby; %s%s\n", node, leader ? leader : "nobody", leader ? " leads" : " leads yet");
+                else
+                        printf("ha: %s is %s, NOT ACTING: %s; last known leader: %s\n", node, role, why,
+                               leader ? leader : "none");
+        }
         printf("%-20s %-10s %-38s %-15s %-12s %-22s %s\n", "APP", "STATE", "CHANGE ORDER", "STATUS", "LAST POLL",
                "PENDING RULE", "LAST ACTION");
         const cJSON *apps = cJSON_GetObjectItemCaseSensitive(root, "apps");

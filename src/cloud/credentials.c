@@ -17,6 +17,7 @@
 
 #include "credentials_internal.h"
 #include "log.h"
+#include "safe_open.h"
 #include "util.h"
 
 /* A credentials file is a handful of lines; anything bigger is not one. */
@@ -60,6 +61,28 @@ static const char *env_from_process(const char *name) {
         return getenv(name);
 }
 
+/* A CR (an EnvironmentFile with CRLF line ends), LF or other control byte
+ * in a credential would pass along and make every signed call fail as
+ * "transient", forever: refused up front, naming the variable (never the
+ * value). */
+static bool has_control(const char *v) {
+        for (; v && *v; v++)
+                if ((unsigned char)*v < 0x20 || *v == 0x7f)
+                        return true;
+        return false;
+}
+
+static int env_check(env_lookup_fn env, const char *name, char **ret_error) {
+        const char *v = (env ? env : env_from_process)(name);
+        if (!has_control(v))
+                return 0;
+        cred_set_message(ret_error,
+                         "environment variable %s contains a control character (a CR from an EnvironmentFile "
+                         "with CRLF line ends?); fix its value",
+                         name);
+        return -EINVAL;
+}
+
 /* Unset and empty mean the same: `Environment=X=` is how units clear one. */
 static const char *env_get(env_lookup_fn env, const char *name) {
         const char *v = (env ? env : env_from_process)(name);
@@ -98,25 +121,25 @@ static void file_text_done(file_text *f) {
 
 /* Reads a whole (small) file. -ENOENT when it does not exist, -EFBIG over
  * the cap, -EBADMSG when it holds a NUL byte. */
-static int read_credentials_file(const char *path, file_text *ret) {
-        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
+static int read_credentials_file(const char *path, file_text *ret, char **ret_why) {
+        /* O_NONBLOCK and a regular file only: a FIFO here would hang `check`
+         * and start-up in open(2) or read(2) */
+        safe_open_opts o = { .max_size = CREDENTIALS_FILE_MAX };
+        int fd;
+        int r = safe_open_read(AT_FDCWD, path, &o, &fd, ret_why);
+        if (r < 0)
+                return r;
 
         struct stat st;
         if (fstat(fd, &st) < 0) {
-                int r = -errno;
+                r = -errno;
                 close(fd);
                 return r;
-        }
-        if (S_ISDIR(st.st_mode)) {
-                close(fd);
-                return -EISDIR;
         }
 
         file_text f = { .mode = st.st_mode };
         size_t len = 0;
-        int r = read_fd_limited(fd, CREDENTIALS_FILE_MAX + 1, false, &f.data, &len);
+        r = read_fd_limited(fd, CREDENTIALS_FILE_MAX + 1, false, &f.data, &len);
         close(fd);
         if (r < 0)
                 return r;
@@ -158,13 +181,17 @@ static int load_credentials_file(const char *path, const char *profile, bool mis
                                  bool check_mode, credentials *out, char **ret_error,
                                  char **ret_warning) {
         _cleanup_(file_text_done) file_text f = {};
-        int r = read_credentials_file(path, &f);
+        _cleanup_free_ char *why = NULL;
+        int r = read_credentials_file(path, &f, &why);
         if ((r == -ENOENT || r == -ENOTDIR) && missing_ok)
                 return 0;
         if (r == -ENOMEM)
                 return r;
         if (r < 0) {
-                cred_set_message(ret_error, "credentials file %s: %s", path, file_error_text(r));
+                if (why && r == -EBADFD)
+                        cred_set_message(ret_error, "credentials file %s", why);
+                else
+                        cred_set_message(ret_error, "credentials file %s: %s", path, file_error_text(r));
                 /* -ENOENT would mean "no source had credentials" and let the
                  * caller carry on down the chain past a file it was told to use */
                 return r == -ENOENT ? -EINVAL : r;
@@ -212,6 +239,13 @@ int credentials_resolve_static(const config *c, env_lookup_fn env, credentials *
         *out = (credentials){};
 
         /* 1. environment */
+        static const char *const checked[] = { ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_SECURITY_TOKEN,
+                                               ENV_PROFILE, ENV_ECS_METADATA };
+        for (size_t i = 0; i < ELEMENTSOF(checked); i++) {
+                int r = env_check(env, checked[i], ret_error);
+                if (r < 0)
+                        return r;
+        }
         const char *id = env_get(env, ENV_ACCESS_KEY_ID);
         const char *secret = env_get(env, ENV_ACCESS_KEY_SECRET);
         if (id && secret) {

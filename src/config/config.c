@@ -16,6 +16,7 @@
 
 #include "config_read.h"
 #include "config_sections.h"
+#include "safe_open.h"
 #include "util.h"
 #include "yaml_doc.h"
 
@@ -239,6 +240,7 @@ static const cfg_section sections[] = {
         { "alerts", parse_alerts, NULL, done_alerts, NULL },
         { "state_directory", parse_state_directory, init_state_directory, done_state_directory, NULL },
         { "prometheus", cfg_parse_prometheus, cfg_init_prometheus, cfg_done_prometheus, NULL },
+        { "ha", cfg_parse_ha, cfg_init_ha, cfg_done_ha, NULL },
         { "apps", cfg_parse_apps, NULL, cfg_done_apps, "the list of applications to watch" },
         { "notify", cfg_parse_notify, NULL, cfg_done_notify, NULL },
 };
@@ -337,15 +339,21 @@ int config_load(const char *path, config **ret, char **ret_error) {
         if (ret_error)
                 *ret_error = NULL;
         *ret = NULL;
+        /* A regular file only, opened O_NONBLOCK: a FIFO put in its place
+         * would block open(2) or read(2), and with it `check` or the whole
+         * loop on SIGHUP. A symlink is fine (config management makes them). */
+        _cleanup_free_ char *why = NULL;
+        int fd = -1;
+        int r = safe_open_read(AT_FDCWD, path, NULL, &fd, &why);
         /* one byte past the limit is enough to know it is too large */
-        /* a config can be /dev/stdin or a pipe, where st_size says nothing */
-        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        int r = fd < 0 ? -errno : read_fd_limited(fd, CONFIG_MAX_BYTES + 1, false, &buf, &len);
-        if (fd >= 0)
+        if (r >= 0) {
+                r = read_fd_limited(fd, CONFIG_MAX_BYTES + 1, true, &buf, &len);
                 close(fd);
+        }
         if (r < 0) {
                 if (ret_error)
-                        *ret_error = strdup_printf("%s: cannot read: %s", path, strerror(-r));
+                        *ret_error = r == -EBADFD && why ? strdup_printf("%s: cannot read: %s", path, why)
+                                                         : strdup_printf("%s: cannot read: %s", path, strerror(-r));
                 return r;
         }
         return config_parse(path, buf, len, ret, ret_error);

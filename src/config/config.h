@@ -41,6 +41,19 @@ typedef struct notify_config {
         unsigned *app_pos;  /* line, col of each apps entry: checked once apps is read */
 } notify_config;
 
+/* ha: several hosts, one actor, coordinated by etcd (config_ha.c). Without
+ * the section `etcd` is NULL and nothing changes. */
+typedef struct ha_config {
+        char **etcd;             /* endpoint URLs, NULL-terminated */
+        size_t n_etcd;
+        char *prefix;            /* default /rollguard */
+        uint64_t lease_ttl_usec; /* whole seconds, >= 2s; default 10s */
+        char *node;              /* default: the host name */
+        char *ca_file, *cert_file, *key_file; /* tls: */
+        char *user;
+        char *password_file;     /* default $CREDENTIALS_DIRECTORY/etcd-password */
+} ha_config;
+
 typedef struct config {
         char *path;
         uint64_t poll_interval_usec;        /* default 30s */
@@ -69,6 +82,8 @@ typedef struct config {
         char *prom_token_file;     /* prometheus.token_file */
         int prom_auth;             /* prometheus.auth, a prom_auth (prom.h); default none/bearer */
         uint64_t prom_timeout_usec; /* prometheus.timeout, default 5s */
+
+        ha_config ha;              /* ha.etcd NULL: a single host */
 
         app_config *apps;
         size_t n_apps;
@@ -104,3 +119,6 @@ char *config_endpoint_url(const config *c, const app_config *a);
 char *config_prom_token_path(const config *c, const char *credentials_dir, bool (*exists)(const char *path));
 
 const app_config *config_find_app(const config *c, const char *name);
+
+/* Same ha: settings (a reload cannot switch etcd under a running node). */
+bool config_ha_equal(const ha_config *a, const ha_config *b);

@@ -54,6 +54,10 @@ int cfg_finish_when_metric(parse_ctx *x, const node *when, const char *where, co
 /* After the whole file: every query rule has a prometheus section, and its
  * template is valid for its app (FILE:LINE:COL of the placeholder). */
 int cfg_check_prom_rules(parse_ctx *x, const config *c);
+/* config_ha.c: ha (etcd endpoints, prefix, lease, node, tls, user) */
+int cfg_parse_ha(parse_ctx *x, const node *v, config *c);
+int cfg_init_ha(config *c);
+void cfg_done_ha(config *c);
 
 /* config_notify.c: the notification channels. cfg_check_notify runs after
  * every section is read: a channel's apps must name configured apps. */

@@ -79,8 +79,17 @@ action_gate actions_gate(const action_gate_input *in, char *why, size_t whysz) {
         return GATE_GO;
 }
 
+void action_memo_done(action_memo *m) {
+        if (m)
+                m->intent_failed_co = mfree(m->intent_failed_co);
+}
+
 static int64_t now_ms(const action_ctx *ctx) {
         return ctx->now_ms ? ctx->now_ms() : now_realtime_ms();
+}
+
+static int64_t steady_ms(const action_ctx *ctx) {
+        return ctx->steady_ms ? ctx->steady_ms() : now_steady_ms();
 }
 
 static void decided(const action_ctx *ctx, const rule *r, const char *result) {
@@ -168,7 +177,7 @@ static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 /* Records the outcome on the intent written before the call. */
 static void record_outcome(action_run *run, act_result result, const char *detail, const char *new_id) {
         const action_ctx *ctx = run->ctx;
-        int64_t now = now_ms(ctx);
+        int64_t now = steady_ms(ctx);
         act_record *rec = state_find_act(ctx->state, run->co.id);
         if (rec) {
                 rec->result = result;
@@ -308,18 +317,38 @@ static void write_intent(action_run *run) {
                 .change_order_id = run->co.id,
                 .rule = run->rule.name,
                 .action = run->rule.action,
-                .intent_ms = now_ms(ctx),
+                .intent_ms = steady_ms(ctx),
                 .result = ACT_INTENT,
         };
-        int k = state_add_act(ctx->state, &intent);
+        /* The order's claim in the by-order index comes first: it is what
+         * stops a second call for this order from any app entry, whatever
+         * the config says (a rename, a changed app id, two entries). */
+        int k = state_order_claim(ctx->state_dir, run->co.id, ctx->state->app);
+        if (k == -EEXIST) {
+                log_fields f = run_fields(run, "already-acted");
+                log_event_send(EV_ACTION_SKIPPED, LOG_WARNING, &f,
+                               "not acting on %s: the by-order index in %s says it was acted on already",
+                               run->co.id, ctx->state_dir);
+                decided(ctx, &run->rule, action_gate_name(GATE_ALREADY_ACTED));
+                run_stop(run, ACTION_END_MOVED_ON);
+                return;
+        }
+        bool claimed = k >= 0;
+        if (k >= 0)
+                k = state_add_act(ctx->state, &intent);
         if (k >= 0)
                 k = state_save(ctx->state_dir, ctx->state);
         if (k < 0) {
                 /* Without a durable intent we cannot promise once-only: do not act. */
                 (void)state_drop_newest_act(ctx->state, run->co.id);
+                if (claimed)
+                        (void)state_order_release(ctx->state_dir, run->co.id);
+                bool said = ctx->memo && streq_null(ctx->memo->intent_failed_co, run->co.id);
+                if (ctx->memo)
+                        (void)free_and_strdup(&ctx->memo->intent_failed_co, run->co.id);
                 log_fields f = run_fields(run, "not_recorded");
-                log_event_send(EV_ACTION_FAILED, LOG_ERR, &f,
-                               "cannot write the intent to %s (%s): not acting without it; will try again on the next poll",
+                log_event_send(EV_ACTION_FAILED, said ? LOG_DEBUG : LOG_ERR, &f,
+                               "cannot write the intent to %s (%s): not acting without it; will retry the write at each poll and re-read the order once it works",
                                ctx->state_dir, strerror(-k));
                 run_stop(run, ACTION_END_NOT_SENT);
                 return;
@@ -356,6 +385,8 @@ void actions_resume(action_run *run, bool go, const char *why) {
         int k = state_drop_newest_act(ctx->state, run->co.id);
         if (k > 0)
                 k = state_save(ctx->state_dir, ctx->state);
+        if (k >= 0)
+                (void)state_order_release(ctx->state_dir, run->co.id);
         log_fields f = run_fields(run, "withheld");
         log_event_send(EV_ACTION_SKIPPED, LOG_WARNING, &f, "not sending %s for %s: %s%s", 
                        cloud_action_api_name(ctx->app, run->rule.action), run->co.id, strna(why),
@@ -388,6 +419,7 @@ static void on_recheck(const api_result *r, const change_order *co, void *userda
         rule_input in = {
                 .co = co,
                 .now_ms = now,
+                .steady_ms = steady_ms(ctx),
                 .last_change_ms = run->last_change_ms,
                 .alerts = alerts,
                 .n_alerts = n_alerts,
@@ -423,10 +455,33 @@ int actions_fire(const action_ctx *ctx, const action_fire_input *fi, action_run 
                 .rule = r,
                 .state = ctx->state,
                 .dry_run = fi->dry_run,
-                .now_ms = in->now_ms,
+                .now_ms = steady_ms(ctx),
                 .circuit_open = fi->circuit_open,
         };
         action_gate g = actions_gate(&gi, why, sizeof why);
+        if (g == GATE_GO && ctx->state_dir && state_order_claimed(ctx->state_dir, in->co->id) > 0) {
+                snprintf(why, sizeof why, "already acted on this change order (by-order index in %s)",
+                         ctx->state_dir);
+                g = GATE_ALREADY_ACTED;
+        }
+        if (g == GATE_GO && ctx->memo && streq_null(ctx->memo->intent_failed_co, in->co->id)) {
+                /* The write is what failed: try it (no API call) before
+                 * spending a re-read on a sequence that would fail the same way. */
+                int k = state_save(ctx->state_dir, ctx->state);
+                if (k >= 0) {
+                        k = state_order_claim(ctx->state_dir, in->co->id, ctx->state->app);
+                        if (k >= 0)
+                                k = state_order_release(ctx->state_dir, in->co->id);
+                        else if (k == -EEXIST)
+                                k = 0; /* the sequence says so, and stops */
+                }
+                if (k < 0)
+                        return 0;
+                ctx->memo->intent_failed_co = mfree(ctx->memo->intent_failed_co);
+                log_fields lf = { .app = ctx->app_name, .change_order = in->co->id };
+                log_event_send(EV_NONE, LOG_NOTICE, &lf, "the state in %s can be written again; deciding on %s",
+                               ctx->state_dir, in->co->id);
+        }
         log_fields f = {
                 .app = ctx->app_name,
                 .change_order = in->co->id,

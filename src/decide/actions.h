@@ -43,7 +43,7 @@ typedef struct action_gate_input {
         const rule *rule;
         const app_state *state;
         bool dry_run;
-        int64_t now_ms;
+        int64_t now_ms;     /* steady clock (now_steady_ms): the cooldown's */
         bool circuit_open;
 } action_gate_input;
 
@@ -106,6 +106,15 @@ typedef struct action_hooks {
         void *userdata;
 } action_hooks;
 
+/* What the sequences of one app remember between polls (owned by the
+ * owner, freed with action_memo_done). */
+typedef struct action_memo {
+        /* The intent for this order could not be written: said once; until
+         * the state can be saved again, no re-read is spent on it. */
+        char *intent_failed_co;
+} action_memo;
+void action_memo_done(action_memo *m);
+
 /* The owner's side of one app's sequences. It must outlive every run started
  * with it, and is read again at each step: the owner may switch `app` and
  * the cloud ctx's config (reload) and set `stopping` (drain) while a run is
@@ -118,12 +127,15 @@ typedef struct action_ctx {
         app_state *state;           /* the app's durable record */
         const char *state_dir;
         bool stopping;              /* a run that has not sent yet stops */
-        int64_t (*now_ms)(void);    /* NULL: now_realtime_ms */
+        int64_t (*now_ms)(void);    /* NULL: now_realtime_ms (rule inputs) */
+        int64_t (*steady_ms)(void); /* NULL: now_steady_ms (intent, outcome,
+                                     * cooldown: the record's clock) */
         action_alerts_fn alerts;    /* NULL: no alerts */
         action_decided_fn decided;  /* may be NULL */
         action_done_fn done;        /* required */
         void *userdata;             /* for alerts, decided and done */
         const action_hooks *hooks;  /* may be NULL */
+        action_memo *memo;          /* may be NULL: every failure is then logged */
 } action_ctx;
 
 typedef struct action_fire_input {

@@ -423,11 +423,14 @@ rule_verdict rule_evaluate(const rule *r, const rule_input *in, int64_t match_si
         if (!rule_matches(r, in, v.why, sizeof(v.why)))
                 return v;
 
-        int64_t since = match_since_ms > 0 ? match_since_ms : in->now_ms;
+        /* `for` is timed on the steady clock: a step of the wall clock
+         * must not fire a rule early */
+        int64_t now = in->steady_ms ? in->steady_ms : in->now_ms;
+        int64_t since = match_since_ms > 0 ? match_since_ms : now;
         int64_t for_ms = usec_to_ms_ceil(r->for_usec);
         v.fire_at_ms = since > 0 && for_ms > INT64_MAX - since ? INT64_MAX : since + for_ms;
 
-        if (in->now_ms >= v.fire_at_ms) {
+        if (now >= v.fire_at_ms) {
                 v.kind = VERDICT_FIRE;
                 return v;
         }
@@ -436,7 +439,7 @@ rule_verdict rule_evaluate(const rule *r, const rule_input *in, int64_t match_si
         char b[32];
         size_t len = strlen(v.why);
         snprintf(v.why + len, sizeof(v.why) - len, "; holding, fires in %s",
-                 format_duration(ms_to_usec(v.fire_at_ms - in->now_ms), b, sizeof(b)));
+                 format_duration(ms_to_usec(v.fire_at_ms - now), b, sizeof(b)));
         return v;
 }
 

@@ -79,6 +79,9 @@ typedef struct metric_reading {
 typedef struct rule_input {
         const change_order *co;
         int64_t now_ms;            /* wall clock, the API timestamps' base */
+        int64_t steady_ms;         /* now_steady_ms(): the clock of `for`
+                                    * (match_since_ms and fire_at_ms are on
+                                    * it); 0 = now_ms */
         int64_t last_change_ms;    /* when the watcher last saw the snapshot
                                     * change (progress hash); 0 = unknown */
         const firing_alert *alerts; /* firing alerts routed to this app */

@@ -54,6 +54,7 @@ void app_state_done(app_state *s) {
                 pending_match_done(&s->pending[i]);
         free(s->pending);
         free(s->app);
+        free(s->name);
         free(s->last_change_order_id);
         *s = (app_state) {};
 }
@@ -86,6 +87,35 @@ bool app_state_valid(const app_state *s) {
                     !state_time_valid(s->pending[i].since_ms))
                         return false;
         return true;
+}
+
+/* ---- clocks ------------------------------------------------------------------ */
+
+int64_t state_time_to_steady(int64_t wall_ms, int64_t offset_ms) {
+        if (wall_ms == 0)
+                return 0;
+        int64_t t = wall_ms - offset_ms;
+        return t >= 1 ? t : 1;
+}
+
+int64_t state_time_to_wall(int64_t steady_ms, int64_t offset_ms) {
+        if (steady_ms == 0)
+                return 0;
+        int64_t t = steady_ms + offset_ms;
+        if (t < 1)
+                return 1;
+        return t > STATE_TIME_MAX ? STATE_TIME_MAX : t;
+}
+
+void state_convert_times(app_state *s, int64_t offset_ms, bool to_wall) {
+        int64_t (*f)(int64_t, int64_t) = to_wall ? state_time_to_wall : state_time_to_steady;
+        s->cooldown_until_ms = f(s->cooldown_until_ms, offset_ms);
+        for (size_t i = 0; i < s->n_acts; i++) {
+                s->acts[i].intent_ms = f(s->acts[i].intent_ms, offset_ms);
+                s->acts[i].finished_ms = f(s->acts[i].finished_ms, offset_ms);
+        }
+        for (size_t i = 0; i < s->n_pending; i++)
+                s->pending[i].since_ms = f(s->pending[i].since_ms, offset_ms);
 }
 
 /* ---- the in-memory record ---------------------------------------------------- */

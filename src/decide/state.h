@@ -48,7 +48,9 @@ typedef struct pending_match {
 #define STATE_MAX_PENDING 32
 
 typedef struct app_state {
-        char *app;
+        char *app;                 /* the record's key (state_key()): its identity */
+        char *name;                /* the app's config name when saved, for
+                                    * humans reading the file; may be NULL */
         act_record *acts;          /* oldest first */
         size_t n_acts;
         pending_match *pending;
@@ -64,6 +66,17 @@ void app_state_done(app_state *s);
 bool state_time_valid(int64_t t);
 bool act_record_valid(const act_record *a);
 bool app_state_valid(const app_state *s);
+
+/* In memory every time of the record (intent_ms, finished_ms,
+ * cooldown_until_ms, since_ms) is on the steady clock (now_steady_ms); on
+ * disk it is wall-clock milliseconds, for humans and across reboots. The
+ * offset is wall minus steady, taken when the file is read or written. 0
+ * stays 0 ("none"); a wall time too old to map stays a positive "long ago".
+ * Pure. */
+int64_t state_time_to_steady(int64_t wall_ms, int64_t offset_ms);
+int64_t state_time_to_wall(int64_t steady_ms, int64_t offset_ms);
+/* Every time of s, converted (to_wall: steady -> wall, else wall -> steady). */
+void state_convert_times(app_state *s, int64_t offset_ms, bool to_wall);
 
 /* Pure helpers on the in-memory record. */
 act_record *state_find_act(const app_state *s, const char *change_order_id);

@@ -66,6 +66,7 @@ char *state_to_json(const app_state *s) {
                 return NULL;
         if (!cJSON_AddNumberToObject(root, "version", STATE_VERSION) ||
             !cJSON_AddStringToObject(root, "app", s->app) ||
+            (s->name && !cJSON_AddStringToObject(root, "name", s->name)) ||
             !add_time(root, "cooldown_until_ms", s->cooldown_until_ms) ||
             !add_string_or_null(root, "last_change_order_id", s->last_change_order_id))
                 return NULL;
@@ -221,6 +222,7 @@ static int state_from_cjson(const cJSON *root, app_state *s, char **ret_error) {
 
         int r;
         if ((r = read_string(root, "", "app", true, &s->app, ret_error)) < 0 ||
+            (r = read_string(root, "", "name", false, &s->name, ret_error)) < 0 ||
             (r = read_time(root, "", "cooldown_until_ms", false, &s->cooldown_until_ms, ret_error)) < 0 ||
             (r = read_string(root, "", "last_change_order_id", false, &s->last_change_order_id,
                              ret_error)) < 0)
@@ -298,4 +300,87 @@ int state_from_json(const char *text, app_state *out, char **ret_error) {
         *out = s;
         s = (app_state) {};
         return 0;
+}
+
+/* Finds `"name"` followed by ':' in [p, end): returns just past the ':'. */
+static const char *find_member(const char *p, const char *end, const char *name) {
+        size_t n = strlen(name);
+        while (p < end) {
+                const char *q = memchr(p, '"', (size_t) (end - p));
+                if (!q || (size_t) (end - q) < n + 2)
+                        return NULL;
+                if (memcmp(q + 1, name, n) == 0 && q[n + 1] == '"') {
+                        const char *c = q + n + 2;
+                        while (c < end && (*c == ' ' || *c == '\t' || *c == '\n' || *c == '\r'))
+                                c++;
+                        if (c < end && *c == ':')
+                                return c + 1;
+                }
+                p = q + 1;
+        }
+        return NULL;
+}
+
+static const char *skip_blanks(const char *p, const char *end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+                p++;
+        return p;
+}
+
+int state_recover_text(const char *text, size_t len, const char *key, int64_t now_ms, app_state *out) {
+        *out = (app_state) {};
+        _cleanup_(app_state_donep) app_state s = {};
+        if (!(s.app = strdup(key)))
+                return -ENOMEM;
+        const char *end = text + len;
+
+        const char *c = find_member(text, end, "cooldown_until_ms");
+        if (c) {
+                c = skip_blanks(c, end);
+                int64_t v = 0;
+                while (c < end && *c >= '0' && *c <= '9' && v < INT64_C(9007199254740992) / 10)
+                        v = v * 10 + (*c++ - '0');
+                if (state_time_valid(v) && (c == end || *c == ',' || *c == '\n' || *c == ' ' || *c == '}'))
+                        s.cooldown_until_ms = v;
+        }
+
+        /* acts come before "pending" in what we write; the orders a pending
+         * match names were never acted on, so they must not be recovered */
+        const char *p = find_member(text, end, "acts");
+        const char *stop = p ? find_member(p, end, "pending") : NULL;
+        if (!stop)
+                stop = end;
+        while (p && p < stop) {
+                const char *v = find_member(p, stop, "change_order_id");
+                if (!v)
+                        break;
+                v = skip_blanks(v, stop);
+                if (v >= stop || *v != '"') {
+                        p = v;
+                        continue;
+                }
+                const char *q = memchr(v + 1, '"', (size_t) (stop - v - 1));
+                if (!q)
+                        break; /* cut off inside the id: not a whole id */
+                _cleanup_free_ char *id = strndup(v + 1, (size_t) (q - v - 1));
+                if (!id)
+                        return -ENOMEM;
+                p = q + 1;
+                if (!*id || strpbrk(id, "\\") || state_find_act(&s, id))
+                        continue;
+                act_record a = {
+                        .change_order_id = id,
+                        .rule = (char *) "(recovered by state repair)",
+                        .action = ACTION_ROLLBACK,
+                        .result = ACT_UNCONFIRMED,
+                        .detail = (char *) "the record was unreadable; this order may have been acted on",
+                        .finished_ms = state_time_valid(now_ms) ? now_ms : 0,
+                };
+                if (state_add_act(&s, &a) < 0)
+                        return -ENOMEM;
+        }
+        int n = (int) s.n_acts;
+        *out = s;
+        s = (app_state) {};
+        return n;
 }

@@ -33,7 +33,8 @@ static bool state_writable(const watcher *w) {
 }
 
 static void save_state(app_watch *a) {
-        if (!state_writable(a->w))
+        /* a quarantined app's file is evidence: never replaced */
+        if (!state_writable(a->w) || a->quarantined)
                 return;
         int r = state_save(a->w->state_dir, &a->state);
         if (r < 0) {
@@ -68,6 +69,60 @@ bool watcher_circuit_check(watcher *w, int64_t now_ms) {
                 break;
         }
         return w->circuit_open;
+}
+
+/* ---- quarantine --------------------------------------------------------- */
+
+static void set_quarantine(app_watch *a, const char *reason) {
+        bool was = a->quarantined;
+        a->quarantined = reason != NULL;
+        metrics_gauge_set(a->w->quarantined, a->quarantined ? 1 : 0, a->name);
+        log_fields f = { .app = a->name };
+        if (reason) {
+                if (was && streq_null(a->quarantine_reason, reason))
+                        return;
+                (void)free_and_strdup(&a->quarantine_reason, reason);
+                log_event_send(EV_STATE_QUARANTINED, LOG_ERR, &f, "%s: %s", a->name, reason);
+        } else if (was) {
+                a->quarantine_reason = mfree(a->quarantine_reason);
+                a->noted_skipped = 0; /* what the gate says now is news */
+                log_event_send(EV_STATE_QUARANTINED, LOG_NOTICE, &f,
+                               "%s: state file reads again; quarantine lifted, acting again", a->name);
+        }
+}
+
+/* Loads (or migrates) the record; any trouble with this app's files
+ * quarantines this app only. Returns -ENOMEM or 0. */
+static int load_state(app_watch *a) {
+        watcher *w = a->w;
+        _cleanup_free_ char *warning = NULL, *note = NULL;
+        app_state_done(&a->state);
+        int r = state_load_app(w->state_dir, a->state_key, a->cfg->name, &a->state, &warning, &note);
+        if (r == -ENOMEM)
+                return r;
+        if (note) {
+                log_fields f = { .app = a->name };
+                log_event_send(EV_NONE, LOG_NOTICE, &f, "%s", note);
+        }
+        if (r < 0 && !warning)
+                warning = strdup_printf("cannot read the state of %s in %s (%s); quarantined (watched, never "
+                                        "acted on) until it can",
+                                        a->name, w->state_dir, strerror(-r));
+        if (r != 0 && !a->state.app)
+                a->state.app = strdup(a->state_key);
+        if (r != 0 && (!warning || !a->state.app))
+                return -ENOMEM;
+        /* a record read under another name (renamed while stopped, or
+         * migrated) says its new name at once: operators read these files */
+        bool rename_on_disk = r == 0 && !streq_null(a->state.name, a->name) &&
+                              (a->state.name || note || a->state.n_acts || a->state.n_pending ||
+                               a->state.cooldown_until_ms || a->state.last_change_order_id);
+        if (free_and_strdup(&a->state.name, a->name) < 0)
+                return -ENOMEM;
+        set_quarantine(a, r != 0 ? warning : NULL);
+        if (!a->quarantined && (actions_recover_state(&a->state, a->name, now_steady_ms()) > 0 || rename_on_disk))
+                save_state(a);
+        return 0;
 }
 
 /* ---- once mode ---------------------------------------------------------- */
@@ -207,7 +262,7 @@ static uint64_t next_delay_after_poll(app_watch *a) {
         uint64_t now = now_monotonic_usec();
         uint64_t base = a->due_usec && a->due_usec <= now ? a->due_usec : now;
         uint64_t at = base + watcher_in_flight_interval(a->w);
-        return schedule_active_delay(at > now ? at - now : 0, a->next_fire_ms, now_realtime_ms());
+        return schedule_active_delay(at > now ? at - now : 0, a->next_fire_ms, now_steady_ms());
 }
 
 static void cycle_finished(app_watch *a) {
@@ -291,11 +346,14 @@ size_t watcher_drain(watcher *w, void (*done)(void *userdata), void *userdata) {
 static void evaluate(app_watch *a) {
         watcher *w = a->w;
         const firing_alert *alerts = NULL;
-        int64_t now = now_realtime_ms();
-        size_t n_alerts = w->alert_lookup ? w->alert_lookup(w->alert_userdata, a->name, now, &alerts) : 0;
+        int64_t wall = now_realtime_ms();
+        /* `for`, pending matches, cooldown and the breaker: steady clock */
+        int64_t now = now_steady_ms();
+        size_t n_alerts = w->alert_lookup ? w->alert_lookup(w->alert_userdata, a->name, wall, &alerts) : 0;
         rule_input in = {
                 .co = &a->co,
-                .now_ms = now,
+                .now_ms = wall,
+                .steady_ms = now,
                 .last_change_ms = a->last_change_ms,
                 .alerts = alerts,
                 .n_alerts = n_alerts,
@@ -342,6 +400,25 @@ static void evaluate(app_watch *a) {
                  * next poll (after an action there is nothing left to decide). */
                 if (pending_changed)
                         save_state(a);
+                if (a->quarantined) {
+                        if (!(a->noted_skipped & bit))
+                                log_event_send(EV_ACTION_SKIPPED, LOG_ERR, &f,
+                                               "rule %s fired on %s but not acting: the app is quarantined (%s)",
+                                               r->name, a->co.id, strna(a->quarantine_reason));
+                        a->noted_skipped |= bit;
+                        metrics_counter_inc(w->decisions, a->name, r->name ? r->name : "", "quarantined");
+                        break;
+                }
+                const char *not_here = watcher_coord_why_not_act(w);
+                if (not_here) {
+                        /* Observing only (ha: etcd lost): say it once per order and rule. */
+                        if (!(a->noted_skipped & bit))
+                                log_event_send(EV_ACTION_SKIPPED, LOG_WARNING, &f,
+                                               "rule %s fired on %s but this node does not act: %s", r->name,
+                                               a->co.id, not_here);
+                        a->noted_skipped |= bit;
+                        break;
+                }
                 action_fire_input fi = {
                         .rule = r,
                         .in = &in,
@@ -465,8 +542,17 @@ static void on_activity(const api_result *r, const app_activity *act, void *user
 static void poll_start(app_watch *a) {
         if (a->call || a->action)
                 return; /* a cycle is under way; it schedules the next one */
+        if (!watcher_coord_may_poll(a->w)) {
+                /* Another host spends the account's budget; watcher_coord_changed
+                 * wakes us when it is our turn, this timer is the backstop. */
+                schedule_poll(a, idle_interval(a));
+                return;
+        }
         a->idle_waiting = false;
         a->last_poll_ms = now_realtime_ms();
+        /* the operator's repair (or removal) is picked up here, no restart */
+        if (a->quarantined && state_writable(a->w) && load_state(a) < 0)
+                log_error("out of memory reloading the state of %s", a->name);
         api_priority prio = a->phase == APP_ACTIVE ? API_PRIO_ACTIVE : a->hinted ? API_PRIO_HINTED : API_PRIO_IDLE;
         a->hinted = false;
         int k;
@@ -523,6 +609,10 @@ void app_watch_schedule(app_watch *a, uint64_t delay_usec) {
         schedule_poll(a, delay_usec);
 }
 
+void app_watch_save_state(app_watch *a) {
+        save_state(a);
+}
+
 /* ---- lifecycle ---------------------------------------------------------- */
 
 app_watch *app_watch_free(app_watch *a) {
@@ -531,7 +621,7 @@ app_watch *app_watch_free(app_watch *a) {
         if (a->action) {
                 a->action = actions_cancel(a->action);
                 /* An intent on disk stays: the call may be out. */
-                if (actions_recover_state(&a->state, a->name, now_realtime_ms()) > 0)
+                if (actions_recover_state(&a->state, a->name, now_steady_ms()) > 0)
                         save_state(a);
         }
         if (a->call)
@@ -540,6 +630,9 @@ app_watch *app_watch_free(app_watch *a) {
         sd_event_source_disable_unref(a->timer);
         change_order_done(&a->co);
         app_state_done(&a->state);
+        free(a->state_key);
+        free(a->quarantine_reason);
+        action_memo_done(&a->memo);
         free(a->name);
         free(a->error_code);
         free(a->noted_co);
@@ -556,7 +649,10 @@ int app_watch_new(watcher *w, const app_config *cfg, app_watch **ret) {
         a->cfg = cfg;
         a->phase = APP_IDLE;
         a->name = strdup(cfg->name);
-        if (!a->name) {
+        a->state_key = state_key(platform_name(cfg->platform), cfg->region, cfg->app_id);
+        if (!a->name || !a->state_key) {
+                free(a->name);
+                free(a->state_key);
                 free(a);
                 return -ENOMEM;
         }
@@ -572,26 +668,17 @@ int app_watch_new(watcher *w, const app_config *cfg, app_watch **ret) {
                 .done = action_done,
                 .userdata = a,
                 .hooks = w->opt.action_hooks,
+                .memo = &a->memo,
         };
         if (w->opt.metric_eval && metric_app_new(w->opt.metric_eval, a->name, &a->metric) < 0) {
                 app_watch_free(a);
                 return -ENOMEM;
         }
-        _cleanup_free_ char *warning = NULL;
-        int r = state_load(w->state_dir, cfg->name, &a->state, &warning);
+        int r = load_state(a);
         if (r < 0) {
-                log_fields f = { .app = cfg->name };
-                log_event_send(EV_NONE, LOG_ERR, &f, "cannot read state for %s from %s: %s", cfg->name,
-                               w->state_dir, strerror(-r));
                 app_watch_free(a);
                 return r;
         }
-        if (warning) {
-                log_fields f = { .app = cfg->name };
-                log_event_send(EV_STATE_CORRUPT, LOG_WARNING, &f, "%s", warning);
-        }
-        if (actions_recover_state(&a->state, a->name, now_realtime_ms()) > 0)
-                save_state(a);
         *ret = a;
         return 0;
 }
@@ -607,6 +694,7 @@ watcher *watcher_free(watcher *w) {
         metrics_counter_free(w->api_errors);
         metrics_counter_free(w->decisions);
         metrics_counter_free(w->actions);
+        metrics_gauge_free(w->quarantined);
         free(w->state_dir);
         sd_event_unref(w->event);
         free(w);
@@ -646,8 +734,10 @@ void watcher_get_counts(const watcher *w, watcher_counts *out) {
 }
 
 void watcher_summary_get(const watcher *w, int64_t now_ms, watcher_summary *out) {
+        /* now_ms is wall clock (the caller's); the records are steady */
+        int64_t steady = now_ms - wall_minus_steady_ms();
         *out = (watcher_summary){
-                .actions_last_hour = watcher_actions_last_hour(w, now_ms),
+                .actions_last_hour = watcher_actions_last_hour(w, steady),
                 .max_actions_per_hour = w->cfg->max_actions_per_hour,
         };
         watcher_get_counts(w, &out->counts);
@@ -658,7 +748,15 @@ size_t watcher_n_apps(const watcher *w) {
 }
 
 void watcher_app_view_get(const watcher *w, size_t i, watcher_app_view *out) {
-        const app_watch *a = w->apps[i];
+        app_watch *a = w->apps[i];
+        /* the view is for humans: wall clock, like the file */
+        int64_t offset = wall_minus_steady_ms();
+        const act_record *last = a->state.n_acts > 0 ? &a->state.acts[a->state.n_acts - 1] : NULL;
+        if (last) {
+                a->view_last_action = *last;
+                a->view_last_action.intent_ms = state_time_to_wall(last->intent_ms, offset);
+                a->view_last_action.finished_ms = state_time_to_wall(last->finished_ms, offset);
+        }
         *out = (watcher_app_view){
                 .name = a->name,
                 .cfg = a->cfg,
@@ -669,8 +767,9 @@ void watcher_app_view_get(const watcher *w, size_t i, watcher_app_view *out) {
                 .last_poll_ok_ms = a->last_poll_ok_ms,
                 .error_code = a->error_code,
                 .holding_rule = a->holding_rule && a->next_fire_ms ? a->holding_rule : NULL,
-                .next_fire_ms = a->next_fire_ms,
-                .last_action = a->state.n_acts > 0 ? &a->state.acts[a->state.n_acts - 1] : NULL,
+                .next_fire_ms = state_time_to_wall(a->next_fire_ms, offset),
+                .last_action = last ? &a->view_last_action : NULL,
+                .quarantined = a->quarantined,
         };
 }
 

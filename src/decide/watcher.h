@@ -23,6 +23,25 @@ typedef struct watcher watcher;
 typedef size_t (*alert_lookup_fn)(void *userdata, const char *app, int64_t now_ms,
                                   const firing_alert **ret);
 
+/* When several hosts watch the same apps (ha:, src/decide/fence.h), only
+ * one polls the cloud and acts. Without a coord (or with NULL callbacks)
+ * this host always may. */
+typedef struct watcher_coord_view {
+        const char *node, *role, *reason; /* never NULL */
+        const char *leader;               /* NULL: not known */
+} watcher_coord_view;
+
+typedef struct watcher_coord {
+        /* Poll the cloud now? (the leader, or a leader that lost etcd and
+         * keeps watching without acting) */
+        bool (*may_poll)(void *userdata);
+        /* NULL: may act; else why not, for the log */
+        const char *(*why_not_act)(void *userdata);
+        /* For /status: valid until control returns to the loop. */
+        void (*view)(void *userdata, watcher_coord_view *out);
+        void *userdata;
+} watcher_coord;
+
 typedef struct watcher_options {
         bool force_dry_run;  /* --dry-run */
         bool once;           /* poll every app once, then call once_done */
@@ -32,6 +51,7 @@ typedef struct watcher_options {
         metrics_registry *metrics; /* where the watcher registers its counters; NULL: none */
         const action_hooks *action_hooks; /* extension points of each action, may be NULL */
         metric_eval *metric_eval; /* asks metric rules' queries; NULL: no prometheus section */
+        const watcher_coord *coord;       /* must outlive the watcher; NULL: a single host */
 } watcher_options;
 
 /* cfg must outlive the watcher or be replaced with watcher_reconfigure. */
@@ -43,9 +63,10 @@ watcher *watcher_free(watcher *w);
  * short start-up window so a thousand apps do not poll in the same instant. */
 int watcher_start(watcher *w);
 
-/* Switch to a new config (SIGHUP). Apps are matched by name: kept apps keep
- * their state, schedule and any action in flight; new apps start; removed
- * apps stop (an action already sent is still recorded). */
+/* Switch to a new config (SIGHUP). Apps are matched by identity (platform,
+ * region, app id), so a renamed app keeps its state, schedule and any action
+ * in flight under its new name; new apps start; removed apps stop (an action
+ * already sent is still recorded). */
 int watcher_reconfigure(watcher *w, const config *cfg);
 
 /* Stop polling and start no new action; `done` runs (from the loop, or at
@@ -85,6 +106,7 @@ typedef struct watcher_app_view {
         const char *holding_rule;       /* the rule due to fire next; NULL when none */
         int64_t next_fire_ms;
         const act_record *last_action;  /* newest durable action record; NULL when none */
+        bool quarantined;               /* its state file cannot be read: never acts */
 } watcher_app_view;
 size_t watcher_n_apps(const watcher *w);
 /* i < watcher_n_apps(w), in config order. */
@@ -100,5 +122,16 @@ typedef struct watcher_budget_view {
         uint64_t idle_sweep_usec;         /* time to poll every idle app once (0: none or no limit) */
 } watcher_budget_view;
 void watcher_budget_get(watcher *w, watcher_budget_view *out);
+/* The coord's answers changed (a new leader, etcd lost or back): apps that
+ * may poll now poll at once; the log-once notes start afresh. */
+void watcher_coord_changed(watcher *w);
+/* Another host acted on (or claimed) rec->change_order_id of app: keep it
+ * in the app's durable record so it is never acted on here (and the app's
+ * cooldown runs from rec->finished_ms when it may have acted). 1 when added,
+ * 0 when a record for that order exists, -ENOENT (no such app), -ENOMEM. */
+int watcher_mark_acted(watcher *w, const char *app, const act_record *rec);
+/* false without a coord. */
+bool watcher_coord_view_get(const watcher *w, watcher_coord_view *out);
+
 /* The client the watcher polls with, for its counters. */
 const api_client *watcher_api_client(const watcher *w);

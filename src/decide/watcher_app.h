@@ -37,13 +37,19 @@ typedef struct app_watch {
         bool have_co;
         uint64_t progress_hash;
         int64_t last_change_ms;      /* when the snapshot last changed (0 = not seen) */
-        int64_t next_fire_ms;        /* earliest HOLDING rule's fire time, 0 none */
+        int64_t next_fire_ms;        /* earliest HOLDING rule's fire time (steady), 0 none */
         char *holding_rule;          /* its name, for status */
 
         int64_t last_poll_ms;        /* wall clock */
         int64_t last_poll_ok_ms;
 
-        app_state state;             /* durable record */
+        app_state state;             /* durable record (times on the steady clock) */
+        act_record view_last_action; /* its newest act in wall clock, for the view */
+        char *state_key;             /* the record's identity: platform, region, app id */
+        /* The record on disk cannot be read: watched and logged, never acted
+         * on, never written, until it reads again (repair or removal). */
+        bool quarantined;
+        char *quarantine_reason;
 
         /* Log-once bookkeeping, reset when the order in flight changes. */
         char *noted_co;
@@ -53,6 +59,7 @@ typedef struct app_watch {
         metric_app *metric;          /* its metric rules' queries; NULL without prometheus */
 
         action_ctx actx;             /* what actions.c reads of this app */
+        action_memo memo;            /* what its sequences remember between polls */
         action_run *action;          /* an action sequence under way */
         bool once_counted;
 
@@ -96,6 +103,7 @@ struct watcher {
         api_budget_view budget;        /* as of the last plan */
         bool stretched_said;
         metrics_callback *budget_metrics[2];
+        metrics_gauge *quarantined;  /* app: 1 while its state file is unusable */
 };
 
 /* The per-app state machine (watcher.c) as the app set (watcher_apps.c)
@@ -104,6 +112,11 @@ int app_watch_new(watcher *w, const app_config *cfg, app_watch **ret);
 app_watch *app_watch_free(app_watch *a);
 /* The next poll in delay_usec (replacing any scheduled one). */
 void app_watch_schedule(app_watch *a, uint64_t delay_usec);
+/* Writes the app's durable record (logged on failure). */
+void app_watch_save_state(app_watch *a);
+/* What the coord (ha) says: poll the cloud now? NULL, or why not act. */
+bool watcher_coord_may_poll(const watcher *w);
+const char *watcher_coord_why_not_act(const watcher *w);
 /* Re-checks the breaker; logs the transitions. Returns true when open. */
 bool watcher_circuit_check(watcher *w, int64_t now_ms);
 

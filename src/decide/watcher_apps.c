@@ -35,7 +35,10 @@ int watcher_new(sd_event *e, api_client *api, const config *cfg, const watcher_o
                                                    "app", "rule", "result");
                 w->actions = metrics_counter_new(m, "rollguard_actions_total", "Rollback/abort calls by kind and result.",
                                                  "kind", "result");
-                if (!w->polls || !w->api_errors || !w->decisions || !w->actions) {
+                w->quarantined = metrics_gauge_new(m, "rollguard_app_quarantined",
+                                                   "1 while the app's state file cannot be read: watched, never acted on.",
+                                                   "app");
+                if (!w->polls || !w->api_errors || !w->decisions || !w->actions || !w->quarantined) {
                         watcher_free(w);
                         return -ENOMEM;
                 }
@@ -61,7 +64,7 @@ int watcher_start(watcher *w) {
         w->once_pending = w->n_apps;
         if (w->opt.once && w->n_apps == 0 && w->opt.once_done)
                 w->opt.once_done(w->opt.userdata, 0);
-        watcher_circuit_check(w, now_realtime_ms());
+        watcher_circuit_check(w, now_steady_ms());
         int r = watcher_budget_start(w);
         if (r < 0)
                 return r;
@@ -88,10 +91,24 @@ int watcher_reconfigure(watcher *w, const config *cfg) {
                 const app_config *ac = &cfg->apps[i];
                 app_watch *old = NULL;
                 for (size_t j = 0; j < w->n_apps; j++)
-                        if (w->apps[j] && streq(w->apps[j]->name, ac->name) && same_identity(w->apps[j]->cfg, ac)) {
+                        /* identity, not name: a rename keeps the record and any
+                         * action in flight */
+                        if (w->apps[j] && same_identity(w->apps[j]->cfg, ac)) {
                                 old = w->apps[j];
                                 break;
                         }
+                if (old && !streq(old->name, ac->name)) {
+                        char *nn = strdup(ac->name);
+                        if (nn) { /* out of memory: it keeps its old name */
+                                log_fields f = { .app = ac->name };
+                                log_event_send(EV_NONE, LOG_INFO, &f, "app %s is now called %s (same app id)",
+                                               old->name, ac->name);
+                                free(old->name);
+                                old->name = nn;
+                                old->actx.app_name = nn;
+                                (void)free_and_strdup(&old->state.name, nn);
+                        }
+                }
                 if (old) {
                         apps[n++] = old;
                         continue;
@@ -138,11 +155,66 @@ int watcher_reconfigure(watcher *w, const config *cfg) {
                         app_watch_schedule(a, jitter_usec(USEC_PER_SEC, 0.5));
         }
         (void)old_n;
-        watcher_circuit_check(w, now_realtime_ms());
+        watcher_circuit_check(w, now_steady_ms());
         return 0;
 }
 
 void watcher_set_alert_lookup(watcher *w, alert_lookup_fn fn, void *userdata) {
         w->alert_lookup = fn;
         w->alert_userdata = userdata;
+}
+
+/* ---- several hosts (ha) ---- */
+
+bool watcher_coord_may_poll(const watcher *w) {
+        const watcher_coord *c = w->opt.coord;
+        return !c || !c->may_poll || c->may_poll(c->userdata);
+}
+
+const char *watcher_coord_why_not_act(const watcher *w) {
+        const watcher_coord *c = w->opt.coord;
+        return c && c->why_not_act ? c->why_not_act(c->userdata) : NULL;
+}
+
+void watcher_coord_changed(watcher *w) {
+        bool poll = watcher_coord_may_poll(w);
+        for (size_t i = 0; i < w->n_apps; i++) {
+                app_watch *a = w->apps[i];
+                a->noted_skipped = 0;
+                if (!poll || w->draining)
+                        continue;
+                if (a->call || a->action)
+                        a->poll_requested = true;
+                else
+                        app_watch_schedule(a, 0);
+        }
+}
+
+int watcher_mark_acted(watcher *w, const char *app, const act_record *rec) {
+        for (size_t i = 0; i < w->n_apps; i++) {
+                app_watch *a = w->apps[i];
+                if (!streq(a->name, app))
+                        continue;
+                if (state_find_act(&a->state, rec->change_order_id))
+                        return 0;
+                int r = state_add_act(&a->state, rec);
+                if (r < 0)
+                        return r;
+                /* The cooldown follows the order, whoever acted on it. */
+                int64_t until = rec->finished_ms + (int64_t)(w->cfg->cooldown_usec / USEC_PER_MSEC);
+                if ((rec->result == ACT_DONE || rec->result == ACT_UNCONFIRMED) && until > a->state.cooldown_until_ms &&
+                    state_time_valid(until))
+                        a->state.cooldown_until_ms = until;
+                app_watch_save_state(a);
+                return 1;
+        }
+        return -ENOENT;
+}
+
+bool watcher_coord_view_get(const watcher *w, watcher_coord_view *out) {
+        const watcher_coord *c = w->opt.coord;
+        if (!c || !c->view)
+                return false;
+        c->view(c->userdata, out);
+        return true;
 }

@@ -111,10 +111,11 @@ void ha_update_role(ha_node *h) {
         h->role = role;
         free(h->told_leader);
         h->told_leader = strdup_null(h->leader); /* OOM: told again next time */
-        if (role == HA_ROLE_LOST && !h->resigned)
-                log_warning("ha: %s: %s", ha_role_name(role), h->reason);
-        else
-                log_notice("ha: %s: %s", ha_role_name(role), h->reason);
+        /* Not being able to vouch for the lease is what an operator must
+         * hear about: nobody acts until etcd answers again. */
+        log_fields f = { .result = ha_role_name(role) };
+        log_event_send(EV_HA_ROLE, role == HA_ROLE_LOST && !h->resigned ? LOG_WARNING : LOG_NOTICE, &f,
+                       "ha: %s is %s: %s", h->node, ha_role_name(role), h->reason);
         if (h->on_role)
                 h->on_role(h, role, h->leader, h->reason, h->userdata);
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "prom_template.h"
+#include "safe_open.h"
 
 struct prom_client {
         http_client *http;
@@ -72,15 +73,18 @@ static void auth_material_done(auth_material *m) {
 }
 
 static int read_token(const char *path, prom_auth auth, auth_material *ret, char **ret_error) {
-        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0) {
-                int r = -errno;
-                *ret_error = strdup_printf("prometheus.token_file %s: %s", path, strerror(-r));
+        /* regular file, O_NONBLOCK: never hangs on a FIFO (safe_open.h) */
+        safe_open_opts o = { 0 };
+        int fd;
+        _cleanup_free_ char *why = NULL;
+        int r = safe_open_read(AT_FDCWD, path, &o, &fd, &why);
+        if (r < 0) {
+                *ret_error = strdup_printf("prometheus.token_file %s", why ? why : strerror(-r));
                 return r;
         }
         _cleanup_secret_ char *text = NULL;
         size_t len = 0;
-        int r = read_fd_limited(fd, PROM_TOKEN_FILE_MAX + 1, false, &text, &len);
+        r = read_fd_limited(fd, PROM_TOKEN_FILE_MAX + 1, true, &text, &len);
         close(fd);
         if (r < 0) {
                 *ret_error = strdup_printf("prometheus.token_file %s: %s", path, strerror(-r));

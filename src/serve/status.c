@@ -27,6 +27,7 @@ static void add_app(cJSON *o, const watcher_app_view *v, size_t alerts_firing, i
         cJSON_AddStringToObject(o, "app_id", v->cfg->app_id);
         cJSON_AddStringToObject(o, "state", v->state);
         cJSON_AddBoolToObject(o, "dry_run", v->dry_run);
+        cJSON_AddBoolToObject(o, "quarantined", v->quarantined);
         if (v->co) {
                 cJSON_AddStringToObject(o, "change_order", v->co->id);
                 const char *sn = co_status_name(v->co->status);
@@ -93,6 +94,17 @@ static cJSON *status_json(const status *s) {
         cJSON_AddBoolToObject(b, "stretched", bv.stretched);
         cJSON_AddNumberToObject(b, "idle_interval_seconds", (double)bv.idle_interval_usec / USEC_PER_SEC);
         cJSON_AddNumberToObject(b, "idle_sweep_seconds", (double)bv.idle_sweep_usec / USEC_PER_SEC);
+        watcher_coord_view hv;
+        cJSON *ha = watcher_coord_view_get(s->watcher, &hv) ? cJSON_AddObjectToObject(root, "ha") : NULL;
+        if (ha) { /* ha: this node's role and who leads */
+                cJSON_AddStringToObject(ha, "node", hv.node);
+                cJSON_AddStringToObject(ha, "role", hv.role);
+                if (hv.leader)
+                        cJSON_AddStringToObject(ha, "leader", hv.leader);
+                else
+                        cJSON_AddNullToObject(ha, "leader");
+                cJSON_AddStringToObject(ha, "reason", hv.reason);
+        }
         cJSON *arr = cJSON_AddArrayToObject(root, "apps");
         if (!arr)
                 goto oom;

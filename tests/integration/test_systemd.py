@@ -413,9 +413,15 @@ def test_reload_of_a_missing_file_keeps_running(tmp_path, sim, start_daemon, not
 
 def pending_since(tmp_path, app_name, co_id, rule_name):
     """since_ms of a rule waiting for its `for`, from the app's state file."""
-    try:
-        st = json.loads((Path(tmp_path) / "state" / f"{app_name}.json").read_text())
-    except (OSError, ValueError):
+    st = None
+    for f in (Path(tmp_path) / "state").glob("*.json"):
+        try:
+            doc = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        if doc.get("name") == app_name:
+            st = doc
+    if st is None:
         return None
     for p in st.get("pending", []):
         if p["change_order_id"] == co_id and p["rule"] == rule_name:

@@ -145,6 +145,7 @@ static void setup(fixture *f, bool with_hooks) {
                 .state = &f->state,
                 .state_dir = f->dir,
                 .now_ms = fixed_now,
+                .steady_ms = fixed_now,
                 .decided = on_decided,
                 .done = on_done,
                 .hooks = with_hooks ? &f->hooks : NULL,

@@ -47,7 +47,7 @@ static const bad_case bad_cases[] = {
         { "unknown key, did you mean", "defaults:\n  pol_interval: 30s\n" APP,
           "t.yaml:2:3: unknown key 'pol_interval' in defaults (did you mean 'poll_interval'?)" },
         { "unknown top-level key", "bogus: 1\n" APP,
-          "t.yaml:1:1: unknown key 'bogus' at the top level (expected defaults, credentials, endpoints, alerts, state_directory, prometheus, apps or notify)" },
+          "t.yaml:1:1: unknown key 'bogus' at the top level (expected defaults, credentials, endpoints, alerts, state_directory, prometheus, ha, apps or notify)" },
         { "unknown top-level key, did you mean", "app:\n  - x\n", "t.yaml:1:1: unknown key 'app' at the top level (did you mean 'apps'?)" },
         { "unknown app key", APP "    dryrun: true\n",
           "t.yaml:6:5: unknown key 'dryrun' in apps[0] (did you mean 'dry_run'?)" },

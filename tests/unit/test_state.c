@@ -476,31 +476,25 @@ static void test_load_missing_file_is_empty(void **unused) {
         remove_tree(dir);
 }
 
-/* Loads a file that must be judged corrupt; returns the moved-aside name. */
+/* Loads a file that must be judged unusable: it stays where it is (the
+ * app is quarantined, 0.1 moved it aside and started empty, forgetting its
+ * intents); returns its path. */
 static char *load_expect_corrupt(const char *dir, const char *app, const char *reason) {
-        _cleanup_free_ char *path = state_path(dir, app);
+        char *path = state_path(dir, app);
         app_state s;
         char *warning = NULL;
-        assert_int_equal(state_load(dir, app, &s, &warning), 0);
+        assert_int_equal(state_load(dir, app, &s, &warning), STATE_QUARANTINED);
         assert_empty_state_of(&s, app);
         app_state_done(&s);
 
         assert_non_null(warning);
-        _cleanup_free_ char *head = strdup_printf("state file %s is corrupt (", path);
+        _cleanup_free_ char *head = strdup_printf("state file %s cannot be used (", path);
         if (strncmp(warning, head, strlen(head)) != 0 || !strstr(warning, reason) ||
-            !strstr(warning, "; moved to ") || !strstr(warning, "and starting empty for this app"))
+            !strstr(warning, "kept as it is") || !strstr(warning, "quarantined"))
                 fail_msg("warning \"%s\" does not say \"%s\"", warning, reason);
-
-        const char *to = strstr(warning, "; moved to ") + strlen("; moved to ");
-        const char *end = strstr(to, " and starting empty");
-        char *moved = strndup(to, (size_t) (end - to));
-        assert_non_null(moved);
-        _cleanup_free_ char *prefix = strdup_printf("%s.corrupt-", path);
-        assert_true(strncmp(moved, prefix, strlen(prefix)) == 0);
-        assert_int_equal(access(path, F_OK), -1);
-        assert_int_equal(access(moved, F_OK), 0);
+        assert_int_equal(access(path, F_OK), 0);
         free(warning);
-        return moved;
+        return path;
 }
 
 static void test_load_corrupt_files_are_moved_aside(void **unused) {
@@ -512,7 +506,7 @@ static void test_load_corrupt_files_are_moved_aside(void **unused) {
                 { "\x7f" "ELF garbage", 0, "invalid JSON at byte 0" },
                 { "", 0, "unexpected end of file at byte 0" },
                 { "{\"version\":2,\"app\":\"shop-api\"}\n", 0, "unsupported version 2" },
-                { "{\"version\":1,\"app\":\"other-app\"}\n", 0, "it is the record of app \"other-app\"" },
+                { "{\"version\":1,\"app\":\"other-app\"}\n", 0, "it is the record of \"other-app\"" },
                 { "{\"version\":1,\"app\":\"shop-api\",\"acts\":7}", 0, "\"acts\" is not an array" },
                 { "{\"version\":1,\"app\":\"shop-api\"}\0junk", 35, "NUL byte at byte 30" },
         };
@@ -529,12 +523,9 @@ static void test_load_corrupt_files_are_moved_aside(void **unused) {
                 assert_int_equal(got_len, len);
                 assert_memory_equal(got, table[i].content, len);
         }
-        /* several in the same second never overwrite each other */
+        /* nothing was moved, renamed or written beside it */
         _cleanup_free_ char *files = list_dir(dir);
-        size_t n = 1;
-        for (const char *p = files; (p = strchr(p, '|')); p++)
-                n++;
-        assert_int_equal(n, ELEMENTSOF(table));
+        assert_string_equal(files, "shop-api.json");
         remove_tree(dir);
 }
 
@@ -547,7 +538,7 @@ static void test_load_oversized_file_is_corrupt(void **unused) {
         memset(big, ' ', len);
         write_file(path, big, len);
         free(big);
-        _cleanup_free_ char *moved = load_expect_corrupt(dir, "big", "larger than 4194304 bytes");
+        _cleanup_free_ char *moved = load_expect_corrupt(dir, "big", "is larger than 4194304 bytes");
         struct stat st;
         assert_int_equal(stat(moved, &st), 0);
         assert_int_equal(st.st_size, (off_t) len);
@@ -571,10 +562,11 @@ static void test_load_every_truncation(void **unused) {
                 write_file(path, full, len);
                 app_state back;
                 char *warning = NULL;
-                assert_int_equal(state_load(dir, "shop-api", &back, &warning), 0);
+                int r = state_load(dir, "shop-api", &back, &warning);
+                assert_int_equal(r, warning ? STATE_QUARANTINED : 0);
                 if (warning) {
                         assert_empty_state_of(&back, "shop-api");
-                        assert_int_equal(access(path, F_OK), -1);
+                        assert_int_equal(access(path, F_OK), 0);
                         n_corrupt++;
                 } else {
                         assert_states_equal(&s, &back);
@@ -626,18 +618,42 @@ static void test_load_errors_are_not_corruption(void **unused) {
         _cleanup_free_ char *path = state_path(dir, "app");
         app_state s;
 
-        /* a directory where the file should be */
+        /* a directory where the file should be: this app is quarantined
+         * (0.1 failed the whole start-up) */
         assert_int_equal(mkdir(path, 0700), 0);
-        assert_int_equal(state_load(dir, "app", &s, NULL), -EISDIR);
-        assert_null(s.app);
+        char *warning = NULL;
+        assert_int_equal(state_load(dir, "app", &s, &warning), STATE_QUARANTINED);
+        assert_non_null(strstr(warning, "is a directory, not a regular file"));
+        free(warning);
+        app_state_done(&s);
         rmdir(path);
+
+        /* a FIFO: refused at once, never blocks in open(2) */
+        assert_int_equal(mkfifo(path, 0600), 0);
+        warning = NULL;
+        assert_int_equal(state_load(dir, "app", &s, &warning), STATE_QUARANTINED);
+        assert_non_null(strstr(warning, "is a FIFO"));
+        free(warning);
+        app_state_done(&s);
+        unlink(path);
+
+        /* a symlink, even to a good file: never followed */
+        assert_int_equal(symlink("/dev/zero", path), 0);
+        warning = NULL;
+        assert_int_equal(state_load(dir, "app", &s, &warning), STATE_QUARANTINED);
+        assert_non_null(strstr(warning, "symbolic link"));
+        free(warning);
+        app_state_done(&s);
+        unlink(path);
 
         if (geteuid() != 0) {
                 write_file(path, "{}", 2);
                 assert_int_equal(chmod(path, 0), 0);
-                char *warning = NULL;
-                assert_int_equal(state_load(dir, "app", &s, &warning), -EACCES);
-                assert_null(warning);
+                warning = NULL;
+                assert_int_equal(state_load(dir, "app", &s, &warning), STATE_QUARANTINED);
+                assert_non_null(warning);
+                free(warning);
+                app_state_done(&s);
                 assert_int_equal(access(path, F_OK), 0); /* not moved */
         }
         remove_tree(dir);
@@ -791,11 +807,13 @@ static const char *const expected_event_names[_EV_MAX] = {
         [EV_CIRCUIT_OPEN] = "rollguard-circuit-open",
         [EV_CIRCUIT_CLOSED] = "rollguard-circuit-closed",
         [EV_STATE_CORRUPT] = "rollguard-state-corrupt",
+        [EV_STATE_QUARANTINED] = "rollguard-state-quarantined",
         [EV_ALERT] = "rollguard-alert",
         [EV_CREDENTIALS] = "rollguard-credentials",
         [EV_METRIC_QUERY] = "rollguard-metric-query",
         [EV_NOTIFY_FAILED] = "rollguard-notify-failed",
         [EV_CLOUD_EVENT] = "rollguard-cloud-event",
+        [EV_HA_ROLE] = "rollguard-ha-role",
         [EV_API_THROTTLED] = "rollguard-api-throttled",
         [EV_BUDGET_STRETCHED] = "rollguard-budget-stretched",
         [EV_RELEASE_UNOBSERVED] = "rollguard-release-unobserved",
