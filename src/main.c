@@ -308,7 +308,7 @@ static int apply_config(daemon_ctx *d, config *n, char **err) {
                 d->alerts = started;
                 watcher_set_alert_lookup(d->watcher, serve_alert_lookup, d->alerts);
         }
-        api_client_options o = { n->rate_limit, n->rate_window_usec, n->timeout_usec };
+        api_client_options o = { n->rate_limit, n->rate_window_usec, n->timeout_usec, NULL };
         r = api_client_reconfigure(d->api, &o);
         if (r < 0)
                 log_warning("cannot apply the new rate limit and timeout (%s); keeping the old ones", strerror(-r));
@@ -521,7 +521,7 @@ static int cmd_run(const cli *c, bool once) {
                 exit_code = EXIT_CONFIG;
                 goto out;
         }
-        api_client_options o = { d.cfg->rate_limit, d.cfg->rate_window_usec, d.cfg->timeout_usec };
+        api_client_options o = { d.cfg->rate_limit, d.cfg->rate_window_usec, d.cfg->timeout_usec, d.metrics };
         if ((r = api_client_new(d.event, d.http, d.creds, &o, &d.api)) < 0)
                 goto fail;
         if ((r = start_metric_eval(&d, &err)) < 0) {

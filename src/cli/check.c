@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "budget.h"
 #include "check_notify.h"
 #include "check_query.h"
 #include "credentials.h"
@@ -89,6 +90,11 @@ int cmd_check(const cli *c) {
                format_duration(cfg->cooldown_usec, b3, sizeof b3), format_duration(cfg->timeout_usec, b4, sizeof b4),
                cfg->max_actions_per_hour, cfg->rate_limit, format_duration(cfg->rate_window_usec, b5, sizeof b5),
                cfg->dry_run || c->dry_run ? ", DRY RUN" : "");
+        /* What the budget can do, always: a shortfall is a warning, not an error. */
+        char budget_line[256];
+        if (budget_check_line(budget_line, sizeof budget_line, cfg->rate_limit, cfg->rate_window_usec, cfg->n_apps,
+                              cfg->poll_interval_usec, cfg->active_poll_interval_usec) >= 0)
+                printf("  %s\n", budget_line);
         const char *sd = getenv("STATE_DIRECTORY");
         printf("  state: %s\n", sd && *sd ? sd : cfg->state_directory);
         if (cfg->alerts_listen)

@@ -76,6 +76,14 @@ int cmd_status(const cli *c) {
                (int)json_num(root, "degraded", 0), (int)json_num(root, "actions_last_hour", 0),
                (int)json_num(root, "max_actions_per_hour", 0),
                cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "circuit_open")) ? ", CIRCUIT BREAKER OPEN (log-only)" : "");
+        const cJSON *bud = cJSON_GetObjectItemCaseSensitive(root, "budget");
+        if (cJSON_IsObject(bud))
+                printf("budget: %.0f calls/min%s; in flight every %.0fs%s; idle every %.0fs (sweep %.0fs)\n",
+                       json_num(bud, "calls_per_minute", 0),
+                       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(bud, "throttled")) ? " (THROTTLED)" : "",
+                       json_num(bud, "in_flight_interval_seconds", 0),
+                       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(bud, "stretched")) ? " (stretched: the budget is short)" : "",
+                       json_num(bud, "idle_interval_seconds", 0), json_num(bud, "idle_sweep_seconds", 0));
         const cJSON *ha = cJSON_GetObjectItemCaseSensitive(root, "ha");
         if (cJSON_IsObject(ha)) {
                 const char *node = json_str(ha, "node", "?"), *role = json_str(ha, "role", "?");

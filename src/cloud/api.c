@@ -8,22 +8,21 @@
 
 #include "credentials.h"
 #include "json.h"
-#include "ratelimit.h"
+#include "log.h"
 #include "util.h"
 
-/* The limiter stamps a call when we hand it to curl, but the server counts it
- * when it arrives. Arrival = send + latency, and latency differs per request
- * (a fresh TCP+TLS handshake vs. a reused connection, queueing, a
- * retransmit). If an early call is slow to arrive and the call `rate_limit`
- * places later is quick, the server can see both inside one window although
- * we sent them a full window apart. Spacing our window by the latency spread
- * we expect keeps the server's view within the promise of SPEC 4. */
-#define API_RATE_WINDOW_MARGIN_USEC (250 * USEC_PER_MSEC)
+/* The budget stamps a call when we hand it to curl, but the server counts
+ * it when it arrives; its guard window is longer by the latency spread we
+ * expect (BUDGET_DEFAULT_MARGIN_USEC), which keeps the server's view within
+ * the promise of SPEC 4. */
 #define API_DEFAULT_WINDOW_USEC USEC_PER_MIN
+/* A call throttled this many times in a row is answered as throttled after
+ * all, so a server that throttles forever cannot hold a caller's cycle. */
+#define API_MAX_THROTTLED_RESENDS 8
 /* Polls on the wire at once. Each costs a curl handle, its buffers and a
  * connection; with no cap a slow or stalled endpoint would have every app's
  * poll in flight (1000 apps: tens of MiB). 64 still allows 64 calls/s
- * with answers taking a full second, far above the default pace (60 calls
+ * with answers taking a full second, far above the default pace (30 calls
  * a minute). Actions never wait for a slot. */
 #define API_MAX_IN_FLIGHT 64
 
@@ -33,6 +32,10 @@ struct api_call {
         api_call *prev, *next; /* in a priority queue, or in the in-flight list */
         bool waited;           /* counted once in rate_limit_waits */
         bool completing;       /* its callback runs: no longer cancellable */
+        unsigned throttled;    /* times it came back throttled and was re-queued */
+        uint64_t queued_at;    /* CLOCK_MONOTONIC, for the queue-wait histogram */
+        uint64_t sent_at;
+        uint64_t not_before;   /* a throttled call waits one pacer step before it goes again */
 
         char *origin;          /* "scheme://authority", what the URL starts with */
         char *host;            /* authority exactly as in base_url */
@@ -60,9 +63,13 @@ struct api_client {
         http_client *http;
         cred_provider *creds;
         api_client_options opt;
-        ratelimit limiter;
+        budget budget;
+        bool throttle_said;    /* the warning of this throttled episode went out */
 
         call_list queue[_API_PRIO_MAX];
+        budget_queue waiting;  /* calls per class in queue[] */
+        void (*on_sent[_API_PRIO_MAX])(void *userdata);
+        void *on_sent_userdata[_API_PRIO_MAX];
         call_list in_flight;
         size_t n_queued;
         size_t n_unwaited;     /* queued calls not yet counted as waiting */
@@ -73,6 +80,11 @@ struct api_client {
 
         uint64_t calls_sent;
         uint64_t rate_limit_waits;
+        uint64_t throttled_answers;
+
+        metrics_counter *calls_total;      /* api */
+        metrics_histogram *queue_wait;     /* class */
+        metrics_callback *computed[5];
 
         /* > 0 while user callbacks run: api_client_free() then cancels
          * everything and leaves the final free to the outermost frame. */
@@ -114,15 +126,13 @@ static void call_free(api_call *call) {
 static void queue_remove(api_client *c, api_call *call) {
         list_remove(&c->queue[call->prio], call);
         c->n_queued--;
+        c->waiting.waiting[call->prio]--;
         if (!call->waited)
                 c->n_unwaited--;
 }
 
-static api_call *queue_peek(const api_client *c) {
-        for (size_t p = 0; p < _API_PRIO_MAX; p++)
-                if (c->queue[p].head)
-                        return c->queue[p].head;
-        return NULL;
+static void budget_queue_of(const api_client *c, budget_queue *q) {
+        *q = c->waiting;
 }
 
 static void schedule_dispatch(api_client *c);
@@ -166,7 +176,11 @@ static void client_destroy(api_client *c) {
                 cred_provider_on_change(c->creds, NULL, NULL);
         sd_event_source_disable_unref(c->dispatch_source);
         sd_event_source_disable_unref(c->rate_timer);
-        ratelimit_done(&c->limiter);
+        budget_done(&c->budget);
+        metrics_counter_free(c->calls_total);
+        metrics_histogram_free(c->queue_wait);
+        for (size_t i = 0; i < ELEMENTSOF(c->computed); i++)
+                metrics_callback_free(c->computed[i]);
         sd_event_unref(c->event);
         free(c);
 }
@@ -263,8 +277,12 @@ static int send_call(api_client *c, api_call *call, const credentials *cr, uint6
                 return r;
         }
 
-        ratelimit_record(&c->limiter, now);
+        budget_record(&c->budget, (budget_class)call->prio, now);
         c->calls_sent++;
+        call->sent_at = now;
+        metrics_counter_inc(c->calls_total, call->action);
+        metrics_histogram_observe(c->queue_wait, (double)(now - call->queued_at) / USEC_PER_SEC,
+                                  budget_class_name((budget_class)call->prio));
         list_append(&c->in_flight, call);
         c->n_in_flight++;
         return 0;
@@ -320,12 +338,27 @@ static void count_waits(api_client *c) {
         c->n_unwaited = 0;
 }
 
-/* Sends queued calls, highest priority first, while the window and the
- * credentials allow. Returns true when a callback freed the client. */
+/* The end of a throttled episode is said when the budget has earned its
+ * pace back, whenever we next look. */
+static void note_recovery(api_client *c, uint64_t now) {
+        if (c->throttle_said && !budget_is_throttled(&c->budget, now)) {
+                c->throttle_said = false;
+                log_event_send(EV_API_THROTTLED, LOG_NOTICE, NULL,
+                               "API budget back at %.0f calls/min (rate_limit) after throttling",
+                               budget_calls_per_minute(&c->budget, now));
+        }
+}
+
+/* Sends queued calls in the order and at the times the budget says, while
+ * the credentials allow. Returns true when a callback freed the client. */
 static bool dispatch(api_client *c) {
         for (;;) {
-                api_call *call = queue_peek(c);
-                if (!call) {
+                uint64_t now = now_monotonic_usec();
+                note_recovery(c, now);
+                budget_queue q;
+                budget_queue_of(c, &q);
+                budget_decision d;
+                if (!budget_pick(&c->budget, &q, now, &d)) {
                         if (c->rate_timer)
                                 (void)sd_event_source_set_enabled(c->rate_timer, SD_EVENT_OFF);
                         return false;
@@ -335,24 +368,32 @@ static bool dispatch(api_client *c) {
                 if (!cr)
                         return false;
 
+                api_call *call = c->queue[d.cls].head;
                 /* on_http_done dispatches again when a slot frees up */
                 if (call->prio != API_PRIO_ACTION && c->n_in_flight >= API_MAX_IN_FLIGHT)
                         return false;
 
-                uint64_t now = now_monotonic_usec();
-                uint64_t next = ratelimit_next_allowed(&c->limiter, now);
-                if (next > now) {
+                uint64_t when = d.when > call->not_before ? d.when : call->not_before;
+                if (when > now) {
                         count_waits(c);
-                        if (arm_rate_timer(c, next) < 0)
+                        if (arm_rate_timer(c, when) < 0)
                                 /* cannot wait on the loop: retry on the next event */
                                 schedule_dispatch(c);
                         return false;
                 }
 
                 queue_remove(c, call);
+                api_priority prio = call->prio;
                 int r = send_call(c, call, cr, now);
                 if (r < 0 && fail_unsent(c, call, r))
                         return true;
+                if (c->on_sent[prio]) {
+                        c->busy++;
+                        c->on_sent[prio](c->on_sent_userdata[prio]);
+                        c->busy--;
+                        if (finish_pending_free(c))
+                                return true;
+                }
         }
 }
 
@@ -374,6 +415,42 @@ static void on_creds_changed(void *userdata) {
         schedule_dispatch(userdata);
 }
 
+static void list_prepend(call_list *l, api_call *call) {
+        call->prev = NULL;
+        call->next = l->head;
+        if (l->head)
+                l->head->prev = call;
+        else
+                l->tail = call;
+        l->head = call;
+}
+
+/* Throttling is about the account, not the app or the call: the whole
+ * client slows down, and the call goes back to the head of its class to be
+ * resent at the slower pace (the server did not act on it). Warned once per
+ * episode. */
+static void requeue_throttled(api_client *c, api_call *call, const api_result *res) {
+        uint64_t now = now_monotonic_usec();
+        c->throttled_answers++;
+        if (budget_on_throttled(&c->budget, call->sent_at, now) && !c->throttle_said) {
+                c->throttle_said = true;
+                log_event_send(EV_API_THROTTLED, LOG_WARNING, &(log_fields){ .result = res->code },
+                               "API throttled (HTTP %ld %s): the account's limit is shared and spent; slowing every call down to %.0f calls/min, recovering step by step",
+                               res->http_status, res->code[0] ? res->code : "-",
+                               budget_calls_per_minute(&c->budget, now));
+        }
+        call->throttled++;
+        /* Actions take no pacer, but the account just said it is full: the
+         * resend waits one step of the slowed pace, whatever its class. */
+        double cpm = budget_calls_per_minute(&c->budget, now);
+        call->not_before = now + (cpm > 0 ? (uint64_t)((double)USEC_PER_MIN / cpm) : USEC_PER_SEC);
+        list_prepend(&c->queue[call->prio], call);
+        c->n_queued++;
+        c->waiting.waiting[call->prio]++;
+        call->waited = true;
+        schedule_dispatch(c);
+}
+
 static void on_http_done(const http_response *resp, void *userdata) {
         api_call *call = userdata;
         api_client *c = call->client;
@@ -392,6 +469,12 @@ static void on_http_done(const http_response *resp, void *userdata) {
         res.maybe_delivered = resp->maybe_delivered;
         res.json = json;
 
+        if (res.outcome == API_THROTTLED && call->throttled < API_MAX_THROTTLED_RESENDS) {
+                cJSON_Delete(json);
+                requeue_throttled(c, call, &res);
+                return;
+        }
+
         bool gone = deliver(c, call, &res);
         cJSON_Delete(json);
         /* A slot is free and the callback may have queued the next call
@@ -404,17 +487,68 @@ static void on_http_done(const http_response *resp, void *userdata) {
 /* ---- public ---- */
 
 static int normalize_options(const api_client_options *opt, api_client_options *ret) {
-        *ret = opt ? *opt : (api_client_options){ .rate_limit = 60 };
+        *ret = opt ? *opt : (api_client_options){ .rate_limit = 30 };
         if (ret->rate_window_usec == 0)
                 ret->rate_window_usec = API_DEFAULT_WINDOW_USEC;
-        if (ret->rate_window_usec > UINT64_MAX - API_RATE_WINDOW_MARGIN_USEC)
+        if (ret->rate_window_usec > UINT64_MAX - BUDGET_DEFAULT_MARGIN_USEC)
                 return -ERANGE;
         return 0;
 }
 
-static int limiter_for(const api_client_options *opt, ratelimit *ret) {
-        return ratelimit_init(ret, opt->rate_limit,
-                              opt->rate_window_usec + API_RATE_WINDOW_MARGIN_USEC);
+static budget_options budget_options_for(const api_client_options *opt) {
+        return budget_options_default(opt->rate_limit, opt->rate_window_usec);
+}
+
+/* ---- metrics, computed at scrape time from the client's own counters ---- */
+
+static void collect_calls(void *userdata, metrics_emitter *e) {
+        metrics_emit(e, (double)((api_client *)userdata)->calls_sent);
+}
+
+static void collect_waits(void *userdata, metrics_emitter *e) {
+        metrics_emit(e, (double)((api_client *)userdata)->rate_limit_waits);
+}
+
+static void collect_queue(void *userdata, metrics_emitter *e) {
+        metrics_emit(e, (double)((api_client *)userdata)->n_queued);
+}
+
+static void collect_pace(void *userdata, metrics_emitter *e) {
+        api_client *c = userdata;
+        metrics_emit(e, budget_calls_per_minute(&c->budget, now_monotonic_usec()));
+}
+
+static void collect_throttled(void *userdata, metrics_emitter *e) {
+        api_client *c = userdata;
+        metrics_emit(e, budget_is_throttled(&c->budget, now_monotonic_usec()) ? 1 : 0);
+}
+
+static int register_metrics(api_client *c, metrics_registry *m) {
+        static const double wait_bounds[] = { 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300 };
+        c->calls_total = metrics_counter_new(m, "rollguard_calls_total", "Cloud API calls sent, by API action.",
+                                             "api");
+        c->queue_wait = metrics_histogram_new(m, "rollguard_call_queue_wait_seconds",
+                                              "How long calls waited for the budget before they were sent, by class.",
+                                              wait_bounds, ELEMENTSOF(wait_bounds), "class");
+        c->computed[0] = metrics_callback_new(m, "rollguard_api_calls_total", "Cloud API requests sent.",
+                                              METRICS_COUNTER, collect_calls, c);
+        c->computed[1] = metrics_callback_new(m, "rollguard_rate_limit_waits_total",
+                                              "Calls that had to wait for the API budget.", METRICS_COUNTER,
+                                              collect_waits, c);
+        c->computed[2] = metrics_callback_new(m, "rollguard_api_queue", "Calls waiting to be sent.", METRICS_GAUGE,
+                                              collect_queue, c);
+        c->computed[3] = metrics_callback_new(m, "rollguard_budget_calls_per_minute",
+                                              "The pace rollguard spends its API budget at now (rate_limit, less while throttled; 0: unlimited).",
+                                              METRICS_GAUGE, collect_pace, c);
+        c->computed[4] = metrics_callback_new(m, "rollguard_budget_throttled",
+                                              "1 while Throttling answers hold the pace below rate_limit.", METRICS_GAUGE,
+                                              collect_throttled, c);
+        if (!c->calls_total || !c->queue_wait)
+                return -ENOMEM;
+        for (size_t i = 0; i < ELEMENTSOF(c->computed); i++)
+                if (!c->computed[i])
+                        return -ENOMEM;
+        return 0;
 }
 
 int api_client_new(sd_event *e, http_client *h, cred_provider *creds,
@@ -429,8 +563,12 @@ int api_client_new(sd_event *e, http_client *h, cred_provider *creds,
         c->event = sd_event_ref(e);
         c->http = h;
         r = normalize_options(opt, &c->opt);
-        if (r >= 0)
-                r = limiter_for(&c->opt, &c->limiter);
+        if (r >= 0) {
+                budget_options bo = budget_options_for(&c->opt);
+                r = budget_init(&c->budget, &bo);
+        }
+        if (r >= 0 && c->opt.metrics)
+                r = register_metrics(c, c->opt.metrics);
         if (r >= 0)
                 r = sd_event_add_defer(e, &c->dispatch_source, on_dispatch, c);
         if (r >= 0)
@@ -448,25 +586,18 @@ int api_client_new(sd_event *e, http_client *h, cred_provider *creds,
 
 int api_client_reconfigure(api_client *c, const api_client_options *opt) {
         api_client_options o;
-        ratelimit fresh;
         int r;
 
         r = normalize_options(opt, &o);
         if (r < 0)
                 return r;
-        r = limiter_for(&o, &fresh);
+        /* the calls the server still counts carry over: a reload must not
+         * reset the window */
+        budget_options bo = budget_options_for(&o);
+        r = budget_reconfigure(&c->budget, &bo);
         if (r < 0)
                 return r;
-        /* carry the newest stamps over: a reload must not reset the window */
-        const ratelimit *old = &c->limiter;
-        size_t keep = old->count;
-        if (fresh.limit > 0 && keep > fresh.limit)
-                keep = fresh.limit;
-        for (size_t i = old->count - keep; i < old->count && old->limit > 0; i++)
-                ratelimit_record(&fresh, old->stamps[(old->head + i) % old->limit]);
-
-        ratelimit_done(&c->limiter);
-        c->limiter = fresh;
+        o.metrics = c->opt.metrics;
         c->opt = o;
         schedule_dispatch(c);
         return 0;
@@ -551,8 +682,10 @@ int api_submit(api_client *c, const char *base_url, const api_request *req, api_
         call->done = done;
         call->userdata = userdata;
 
+        call->queued_at = now_monotonic_usec();
         list_append(&c->queue[prio], call);
         c->n_queued++;
+        c->waiting.waiting[prio]++;
         c->n_unwaited++;
         /* Deferred, so that everything submitted in one loop iteration is
          * ordered by priority before anything leaves. */
@@ -577,7 +710,29 @@ void api_client_stats(const api_client *c, api_stats *out) {
         *out = (api_stats){
                 .calls_sent = c->calls_sent,
                 .rate_limit_waits = c->rate_limit_waits,
+                .throttled_answers = c->throttled_answers,
                 .queued = c->n_queued,
                 .in_flight = c->n_in_flight,
         };
+}
+
+void api_client_budget(api_client *c, const budget_demand *d, api_budget_view *out) {
+        uint64_t now = now_monotonic_usec();
+        note_recovery(c, now);
+        *out = (api_budget_view){
+                .calls_per_minute = budget_calls_per_minute(&c->budget, now),
+                .throttled = budget_is_throttled(&c->budget, now),
+        };
+        budget_plan_now(&c->budget, d, now, &out->plan);
+}
+
+size_t api_client_waiting(const api_client *c, api_priority prio) {
+        return (unsigned)prio < _API_PRIO_MAX ? c->waiting.waiting[prio] : 0;
+}
+
+void api_client_on_sent(api_client *c, api_priority prio, void (*fn)(void *userdata), void *userdata) {
+        if ((unsigned)prio >= _API_PRIO_MAX)
+                return;
+        c->on_sent[prio] = fn;
+        c->on_sent_userdata[prio] = userdata;
 }

@@ -27,7 +27,8 @@
 
 static int parse_defaults(parse_ctx *x, const node *v, config *c) {
         static const char *const keys[] = { "poll_interval", "active_poll_interval", "cooldown",
-                                            "max_actions_per_hour", "dry_run", "rate_limit", "timeout" };
+                                            "max_actions_per_hour", "dry_run", "rate_limit", "timeout",
+                                            "unobserved_after" };
         const node *active = NULL;
         int r;
 
@@ -64,6 +65,10 @@ static int parse_defaults(parse_ctx *x, const node *v, config *c) {
                 case 6:
                         r = cfg_get_duration(x, val, "defaults.timeout", USEC_PER_SEC, 5 * USEC_PER_MIN,
                                              &c->timeout_usec);
+                        break;
+                case 7:
+                        r = cfg_get_duration(x, val, "defaults.unobserved_after", USEC_PER_SEC, 24 * USEC_PER_HOUR,
+                                             &c->unobserved_after_usec);
                         break;
                 default:
                         r = k;
@@ -190,8 +195,11 @@ static int init_defaults(config *c) {
         c->timeout_usec = 10 * USEC_PER_SEC;
         c->max_actions_per_hour = 5;
         c->dry_run = false;
-        c->rate_limit = 60;
+        /* Half of SAE's documented 60 calls/min per account: the rest is
+         * left for the user's own deploy tools, which share the limit. */
+        c->rate_limit = 30;
         c->rate_window_usec = USEC_PER_MIN;
+        c->unobserved_after_usec = 2 * USEC_PER_MIN;
         return 0;
 }
 

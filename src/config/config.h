@@ -63,7 +63,8 @@ typedef struct config {
         unsigned max_actions_per_hour;      /* default 5 */
         bool dry_run;                       /* default false */
         unsigned rate_limit;                /* calls ... */
-        uint64_t rate_window_usec;          /* ... per this window; default 60/min */
+        uint64_t rate_window_usec;          /* ... per this window; default 30/min */
+        uint64_t unobserved_after_usec;     /* a release in flight unseen this long: warn; default 2m */
 
         char *credentials_file;    /* credentials.file */
         char *ecs_ram_role;        /* credentials.ecs_ram_role (NAME or "auto") */

@@ -12,6 +12,14 @@ uint64_t schedule_backoff(uint64_t base_usec, unsigned failures) {
         return d;
 }
 
+uint64_t schedule_in_flight_backoff(uint64_t active_usec, unsigned failures) {
+        uint64_t d = schedule_backoff(active_usec, failures);
+        uint64_t cap = active_usec > UINT64_MAX / SCHEDULE_IN_FLIGHT_BACKOFF_FACTOR
+                               ? UINT64_MAX
+                               : active_usec * SCHEDULE_IN_FLIGHT_BACKOFF_FACTOR;
+        return d < cap ? d : cap;
+}
+
 uint64_t schedule_active_delay(uint64_t interval_usec, int64_t next_fire_ms, int64_t now_ms) {
         uint64_t d = interval_usec;
         if (next_fire_ms > 0) {

@@ -23,6 +23,13 @@
  * when that is longer). */
 uint64_t schedule_backoff(uint64_t base_usec, unsigned failures);
 
+/* A release in flight is never left longer than this many active intervals
+ * without a look, whatever the errors. */
+#define SCHEDULE_IN_FLIGHT_BACKOFF_FACTOR 4
+/* The backoff of an app with a release in flight: doubling from
+ * active_usec, capped at SCHEDULE_IN_FLIGHT_BACKOFF_FACTOR x active_usec. */
+uint64_t schedule_in_flight_backoff(uint64_t active_usec, unsigned failures);
+
 /* The next poll of an app with a release in flight: interval_usec, or when
  * a holding rule's `for` ends sooner (next_fire_ms > 0, wall clock), at its
  * end, but not sooner than SCHEDULE_MIN_REPOLL_USEC. */

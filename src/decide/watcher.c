@@ -25,6 +25,7 @@ const char *app_phase_name(app_phase p) {
 
 static void schedule_poll(app_watch *a, uint64_t delay_usec);
 static void poll_start(app_watch *a);
+static uint64_t next_delay_after_poll(app_watch *a);
 
 static bool state_writable(const watcher *w) {
         /* `once --dry-run` may run beside the daemon: it must not write. */
@@ -162,8 +163,11 @@ static uint64_t idle_interval(const app_watch *a) {
 }
 
 static uint64_t backoff_delay(const app_watch *a) {
-        uint64_t base = a->phase == APP_ACTIVE ? a->w->cfg->active_poll_interval_usec : idle_interval(a);
-        return jitter_usec(schedule_backoff(base, a->transient_failures), 0.2);
+        /* A release in flight is never left unseen longer than a few looks. */
+        if (a->phase == APP_ACTIVE)
+                return schedule_in_flight_backoff(jitter_usec(a->w->cfg->active_poll_interval_usec, 0.1),
+                                                  a->transient_failures);
+        return jitter_usec(schedule_backoff(idle_interval(a), a->transient_failures), 0.2);
 }
 
 static void set_error_code(app_watch *a, const char *code) {
@@ -176,6 +180,15 @@ static void handle_api_error(app_watch *a, const api_result *r, const char *what
         log_fields f = { .app = a->name, .change_order = a->have_co ? a->co.id : NULL, .result = api_outcome_name(r->outcome) };
         metrics_counter_inc(w->api_errors, code);
         metrics_counter_inc(w->polls, "error");
+
+        if (r->outcome == API_THROTTLED) {
+                /* The account, not the app: the client already slowed down
+                 * (api.c); this app keeps its schedule and its error count. */
+                once_cycle_done(a, true);
+                a->look_by_order = false;
+                schedule_poll(a, next_delay_after_poll(a));
+                return;
+        }
 
         if (r->outcome == API_PERMANENT) {
                 bool changed = a->phase != APP_DEGRADED || !streq_null(a->error_code, code);
@@ -217,11 +230,13 @@ static void mark_success(app_watch *a) {
         a->transient_failures = 0;
         set_error_code(a, NULL);
         a->last_poll_ok_ms = now_realtime_ms();
+        watcher_seen(a);
         if (a->phase == APP_DEGRADED)
                 a->phase = APP_IDLE;
 }
 
 static void go_idle(app_watch *a, const char *final_status) {
+        bool was_active = a->phase == APP_ACTIVE;
         if (a->phase == APP_ACTIVE && a->have_co) {
                 log_fields f = { .app = a->name, .change_order = a->co.id, .result = final_status };
                 log_event_send(EV_RELEASE_ENDED, LOG_INFO, &f, "change order %s is no longer in flight (%s)",
@@ -231,19 +246,28 @@ static void go_idle(app_watch *a, const char *final_status) {
         forget_order(a);
         if (state_prune_pending(&a->state, NULL) > 0)
                 save_state(a);
+        if (was_active)
+                watcher_budget_update(a->w);
 }
 
 /* ---- the poll cycle ----------------------------------------------------- */
 
+/* Releases in flight keep a fixed cadence: the next look is due one
+ * interval after the previous one was due, not after its answer came, so
+ * the time spent waiting for budget or an answer does not add up; a look
+ * that is already late goes now (no catching up). */
 static uint64_t next_delay_after_poll(app_watch *a) {
         if (a->phase != APP_ACTIVE)
                 return jitter_usec(idle_interval(a), 0.1);
-        return schedule_active_delay(jitter_usec(a->w->cfg->active_poll_interval_usec, 0.1), a->next_fire_ms,
-                                     now_steady_ms());
+        uint64_t now = now_monotonic_usec();
+        uint64_t base = a->due_usec && a->due_usec <= now ? a->due_usec : now;
+        uint64_t at = base + watcher_in_flight_interval(a->w);
+        return schedule_active_delay(at > now ? at - now : 0, a->next_fire_ms, now_steady_ms());
 }
 
 static void cycle_finished(app_watch *a) {
         once_cycle_done(a, false);
+        a->look_by_order = false;
         if (a->poll_requested) {
                 a->poll_requested = false;
                 schedule_poll(a, 0);
@@ -421,6 +445,15 @@ static void evaluate(app_watch *a) {
         cycle_finished(a);
 }
 
+/* A look by the order call alone saw the order end: ask the app call at
+ * once (ahead of the round robin), so a follow-up order is found. */
+static void after_order_ended(app_watch *a) {
+        if (!a->look_by_order)
+                return;
+        a->poll_requested = true;
+        a->hinted = true;
+}
+
 static void on_describe(const api_result *r, const change_order *co, void *userdata) {
         app_watch *a = userdata;
         a->call = NULL;
@@ -429,6 +462,7 @@ static void on_describe(const api_result *r, const change_order *co, void *userd
                         /* The order vanished or ended between the two calls. */
                         mark_success(a);
                         go_idle(a, "ended");
+                        after_order_ended(a);
                         cycle_finished(a);
                         return;
                 }
@@ -456,10 +490,14 @@ static void on_describe(const api_result *r, const change_order *co, void *userd
 
         if (co_status_is_final(co->status)) {
                 go_idle(a, co_status_name(co->status));
+                after_order_ended(a);
                 cycle_finished(a);
                 return;
         }
-        a->phase = APP_ACTIVE;
+        if (a->phase != APP_ACTIVE) {
+                a->phase = APP_ACTIVE;
+                watcher_budget_update(a->w);
+        }
         /* answers come before the next look; this one reads the last ones */
         metric_app_look(a->metric, a->cfg, &a->co);
         evaluate(a);
@@ -472,6 +510,9 @@ static void on_activity(const api_result *r, const app_activity *act, void *user
                 handle_api_error(a, r, a->cfg->platform == PLATFORM_SAE ? "DescribeApplicationStatus" : "ListRecentChangeOrder");
                 return;
         }
+        /* Any good answer resets the error count, also when the order call
+         * that follows fails. */
+        mark_success(a);
         if (act->change_order_id && !streq_null(a->state.last_change_order_id, act->change_order_id)) {
                 (void)free_and_strdup(&a->state.last_change_order_id, act->change_order_id);
                 if (act->in_flight) {
@@ -482,7 +523,6 @@ static void on_activity(const api_result *r, const app_activity *act, void *user
                 save_state(a);
         }
         if (!act->in_flight || !act->change_order_id) {
-                mark_success(a);
                 metrics_counter_inc(a->w->polls, "ok");
                 go_idle(a, act->change_order_id ? co_status_name(act->status) : NULL);
                 cycle_finished(a);
@@ -508,12 +548,21 @@ static void poll_start(app_watch *a) {
                 schedule_poll(a, idle_interval(a));
                 return;
         }
+        a->idle_waiting = false;
         a->last_poll_ms = now_realtime_ms();
         /* the operator's repair (or removal) is picked up here, no restart */
         if (a->quarantined && state_writable(a->w) && load_state(a) < 0)
                 log_error("out of memory reloading the state of %s", a->name);
-        api_priority prio = a->phase == APP_ACTIVE ? API_PRIO_ACTIVE : API_PRIO_IDLE;
-        int k = cloud_poll_activity(&a->w->cloud, a->cfg, prio, on_activity, a, &a->call);
+        api_priority prio = a->phase == APP_ACTIVE ? API_PRIO_ACTIVE : a->hinted ? API_PRIO_HINTED : API_PRIO_IDLE;
+        a->hinted = false;
+        int k;
+        /* One call per look while in flight: the order call tells all the
+         * rules need; the app call comes back when the order ends. */
+        a->look_by_order = a->phase == APP_ACTIVE && a->have_co && a->co.id;
+        if (a->look_by_order)
+                k = cloud_describe(&a->w->cloud, a->cfg, a->co.id, API_PRIO_ACTIVE, on_describe, a, &a->call);
+        else
+                k = cloud_poll_activity(&a->w->cloud, a->cfg, prio, on_activity, a, &a->call);
         if (k < 0) {
                 log_fields f = { .app = a->name };
                 log_event_send(EV_NONE, LOG_ERR, &f, "cannot queue a poll: %s", strerror(-k));
@@ -526,14 +575,22 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         app_watch *a = userdata;
         if (a->w->opt.once && a->once_counted)
                 return 0;
-        poll_start(a);
+        if (a->phase == APP_ACTIVE || a->hinted)
+                poll_start(a);
+        else
+                watcher_idle_due(a); /* the round robin decides when */
         return 0;
+}
+
+void app_watch_poll_start(app_watch *a) {
+        poll_start(a);
 }
 
 static void schedule_poll(app_watch *a, uint64_t delay_usec) {
         if (a->w->draining || (a->w->opt.once && a->once_counted))
                 return;
         int r;
+        a->due_usec = now_monotonic_usec() + delay_usec;
         if (a->timer) {
                 r = sd_event_source_set_time_relative(a->timer, delay_usec);
                 if (r >= 0)
@@ -629,6 +686,7 @@ int app_watch_new(watcher *w, const app_config *cfg, app_watch **ret) {
 watcher *watcher_free(watcher *w) {
         if (!w)
                 return NULL;
+        watcher_budget_free(w);
         for (size_t i = 0; i < w->n_apps; i++)
                 app_watch_free(w->apps[i]);
         free(w->apps);
@@ -648,6 +706,8 @@ int watcher_poll_now(watcher *w, const char *app) {
                 app_watch *a = w->apps[i];
                 if (!streq(a->name, app))
                         continue;
+                /* an idle app goes ahead of the round robin */
+                a->hinted = a->phase != APP_ACTIVE;
                 if (a->call || a->action)
                         a->poll_requested = true;
                 else

@@ -111,6 +111,17 @@ typedef struct watcher_app_view {
 size_t watcher_n_apps(const watcher *w);
 /* i < watcher_n_apps(w), in config order. */
 void watcher_app_view_get(const watcher *w, size_t i, watcher_app_view *out);
+/* The API budget as the watcher spends it, for /status: the pace, whether
+ * throttling slowed it, and the intervals in effect now. */
+typedef struct watcher_budget_view {
+        double calls_per_minute;          /* 0: unlimited */
+        bool throttled;
+        uint64_t in_flight_interval_usec; /* each release in flight is looked at this often */
+        bool stretched;                   /* ... longer than active_poll_interval */
+        uint64_t idle_interval_usec;      /* each idle app is polled about this often */
+        uint64_t idle_sweep_usec;         /* time to poll every idle app once (0: none or no limit) */
+} watcher_budget_view;
+void watcher_budget_get(watcher *w, watcher_budget_view *out);
 /* The coord's answers changed (a new leader, etcd lost or back): apps that
  * may poll now poll at once; the log-once notes start afresh. */
 void watcher_coord_changed(watcher *w);

@@ -62,6 +62,14 @@ typedef struct app_watch {
         action_memo memo;            /* what its sequences remember between polls */
         action_run *action;          /* an action sequence under way */
         bool once_counted;
+
+        /* the budget (watcher_budget.c) */
+        uint64_t due_usec;           /* CLOCK_MONOTONIC: when the current look was due */
+        bool idle_waiting;           /* an idle poll is due and waits for the round robin */
+        bool hinted;                 /* the next poll goes in the HINTED class */
+        bool look_by_order;          /* the call under way is a look by the order call alone */
+        uint64_t seen_usec;          /* CLOCK_MONOTONIC of the last good answer; 0 = never */
+        bool unobserved_said;        /* the unobserved warning of this episode went out */
 } app_watch;
 
 struct watcher {
@@ -89,6 +97,12 @@ struct watcher {
         metrics_counter *api_errors; /* code */
         metrics_counter *decisions;  /* app, rule, result */
         metrics_counter *actions;    /* kind, result */
+
+        /* the budget (watcher_budget.c) */
+        sd_event_source *budget_timer; /* once a second: plan, unobserved releases */
+        api_budget_view budget;        /* as of the last plan */
+        bool stretched_said;
+        metrics_callback *budget_metrics[2];
         metrics_gauge *quarantined;  /* app: 1 while its state file is unusable */
 };
 
@@ -105,6 +119,25 @@ bool watcher_coord_may_poll(const watcher *w);
 const char *watcher_coord_why_not_act(const watcher *w);
 /* Re-checks the breaker; logs the transitions. Returns true when open. */
 bool watcher_circuit_check(watcher *w, int64_t now_ms);
+
+/* ---- the budget (watcher_budget.c) ---- */
+/* At most this many idle polls wait in the API queue at once: the rest wait
+ * in the round robin, so the next idle poll to go is always the one that
+ * has waited longest, and a release that starts meanwhile is never behind
+ * a queue of idle polls. */
+#define WATCHER_IDLE_QUEUED 2
+int watcher_budget_start(watcher *w);
+void watcher_budget_free(watcher *w);
+/* Recomputes the plan (after an app entered or left in flight). */
+void watcher_budget_update(watcher *w);
+/* How often each release in flight is looked at now. */
+uint64_t watcher_in_flight_interval(const watcher *w);
+/* An idle app's poll is due: queue it when the round robin has room. */
+void watcher_idle_due(app_watch *a);
+/* A good answer about the app (the unobserved episode, if any, ends). */
+void watcher_seen(app_watch *a);
+/* Starts the app's poll (watcher.c): the round robin calls it. */
+void app_watch_poll_start(app_watch *a);
 
 /* Sum of actions over all apps in the last hour (the circuit breaker). */
 size_t watcher_actions_last_hour(const watcher *w, int64_t now_ms);

@@ -65,6 +65,9 @@ int watcher_start(watcher *w) {
         if (w->opt.once && w->n_apps == 0 && w->opt.once_done)
                 w->opt.once_done(w->opt.userdata, 0);
         watcher_circuit_check(w, now_steady_ms());
+        int r = watcher_budget_start(w);
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < w->n_apps; i++) {
                 /* The first app polls at once; the rest spread evenly, so start-up
                  * is not a burst the rate limiter has to flatten. */

@@ -12,7 +12,7 @@ struct status {
         watcher *watcher;
         alerts *alerts;
         metrics_registry *metrics;
-        metrics_callback *computed[6];
+        metrics_callback *computed[3]; /* the API client registers its own */
 };
 
 static double age_seconds(int64_t then_ms, int64_t now_ms) {
@@ -83,6 +83,17 @@ static cJSON *status_json(const status *s) {
         cJSON_AddBoolToObject(root, "circuit_open", sum.counts.circuit_open);
         cJSON_AddNumberToObject(root, "actions_last_hour", (double)sum.actions_last_hour);
         cJSON_AddNumberToObject(root, "max_actions_per_hour", sum.max_actions_per_hour);
+        watcher_budget_view bv;
+        watcher_budget_get(s->watcher, &bv);
+        cJSON *b = cJSON_AddObjectToObject(root, "budget");
+        if (!b)
+                goto oom;
+        cJSON_AddNumberToObject(b, "calls_per_minute", bv.calls_per_minute);
+        cJSON_AddBoolToObject(b, "throttled", bv.throttled);
+        cJSON_AddNumberToObject(b, "in_flight_interval_seconds", (double)bv.in_flight_interval_usec / USEC_PER_SEC);
+        cJSON_AddBoolToObject(b, "stretched", bv.stretched);
+        cJSON_AddNumberToObject(b, "idle_interval_seconds", (double)bv.idle_interval_usec / USEC_PER_SEC);
+        cJSON_AddNumberToObject(b, "idle_sweep_seconds", (double)bv.idle_sweep_usec / USEC_PER_SEC);
         watcher_coord_view hv;
         cJSON *ha = watcher_coord_view_get(s->watcher, &hv) ? cJSON_AddObjectToObject(root, "ha") : NULL;
         if (ha) { /* ha: this node's role and who leads */
@@ -168,30 +179,6 @@ static void collect_poll_age(void *userdata, metrics_emitter *e) {
         }
 }
 
-static void api_stats_of(const watcher *w, api_stats *out) {
-        *out = (api_stats){ 0 };
-        if (watcher_api_client(w))
-                api_client_stats(watcher_api_client(w), out);
-}
-
-static void collect_api_calls(void *userdata, metrics_emitter *e) {
-        api_stats s;
-        api_stats_of(userdata, &s);
-        metrics_emit(e, (double)s.calls_sent);
-}
-
-static void collect_rate_limit_waits(void *userdata, metrics_emitter *e) {
-        api_stats s;
-        api_stats_of(userdata, &s);
-        metrics_emit(e, (double)s.rate_limit_waits);
-}
-
-static void collect_api_queue(void *userdata, metrics_emitter *e) {
-        api_stats s;
-        api_stats_of(userdata, &s);
-        metrics_emit(e, (double)s.queued);
-}
-
 static int register_computed(status *s) {
         metrics_registry *m = s->metrics;
         watcher *w = s->watcher;
@@ -205,13 +192,6 @@ static int register_computed(status *s) {
                 m, "rollguard_last_successful_poll_age_seconds",
                 "Seconds since the app was last polled successfully (-1: never).", METRICS_GAUGE, collect_poll_age, w,
                 "app");
-        s->computed[3] = metrics_callback_new(m, "rollguard_api_calls_total", "Cloud API requests sent.",
-                                              METRICS_COUNTER, collect_api_calls, w);
-        s->computed[4] = metrics_callback_new(m, "rollguard_rate_limit_waits_total",
-                                              "Calls that had to wait for the account rate limit.", METRICS_COUNTER,
-                                              collect_rate_limit_waits, w);
-        s->computed[5] = metrics_callback_new(m, "rollguard_api_queue", "Calls waiting to be sent.", METRICS_GAUGE,
-                                              collect_api_queue, w);
         for (size_t i = 0; i < ELEMENTSOF(s->computed); i++)
                 if (!s->computed[i])
                         return -ENOMEM;

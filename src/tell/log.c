@@ -45,6 +45,9 @@ static const struct {
         [EV_NOTIFY_FAILED] = { "rollguard-notify-failed", "1b4e2e97df984a34add498487acae329" },
         [EV_CLOUD_EVENT] = { "rollguard-cloud-event", "9232b4dbfe42482a959c5e11158e225a" },
         [EV_HA_ROLE] = { "rollguard-ha-role", "e6891b91724a4ead98e27c36677c70a9" },
+        [EV_API_THROTTLED] = { "rollguard-api-throttled", "8efefc34b6644117a212f9a28df5ff95" },
+        [EV_BUDGET_STRETCHED] = { "rollguard-budget-stretched", "2ec0bfb29005410db08c4ea9235a3843" },
+        [EV_RELEASE_UNOBSERVED] = { "rollguard-release-unobserved", "58cecb3338e9431cbf47d4f74bc60503" },
 };
 
 static const char *const priority_names[8] = {

@@ -37,6 +37,9 @@ typedef enum log_event {
         EV_NOTIFY_FAILED,  /* a notification channel keeps failing */
         EV_CLOUD_EVENT,    /* an EventBridge event named an app (a hint), or a delivery was refused */
         EV_HA_ROLE,        /* HA: this node's role or the leader changed (lost: warning) */
+        EV_API_THROTTLED,      /* the account throttles: every call slows down (and back) */
+        EV_BUDGET_STRETCHED,   /* releases in flight get a longer interval than active_poll_interval (and back) */
+        EV_RELEASE_UNOBSERVED, /* a release in flight not seen for unobserved_after (and seen again) */
         _EV_MAX,
 } log_event;
 

@@ -20,8 +20,8 @@ struct tell {
 };
 
 /* Which journal records people are told about. The kind of a record
- * decides; a release that went by unwatched (issue 11) maps here too once
- * its record exists: `case EV_RELEASE_UNOBSERVED: return NOTIFY_EV_UNOBSERVED;` */
+ * decides; a release that went by unwatched (issue 11) too, its warning
+ * only (tell_observe drops the notice that it is seen again). */
 static notify_kind kind_of(log_event ev) {
         switch (ev) {
         case EV_ACTION_DONE:
@@ -34,6 +34,8 @@ static notify_kind kind_of(log_event ev) {
                 return NOTIFY_EV_CIRCUIT_OPEN;
         case EV_APP_DEGRADED:
                 return NOTIFY_EV_DEGRADED;
+        case EV_RELEASE_UNOBSERVED:
+                return NOTIFY_EV_UNOBSERVED;
         default:
                 return _NOTIFY_EV_INVALID;
         }
@@ -44,6 +46,8 @@ void tell_observe(void *userdata, log_event ev, int priority, const log_fields *
         notify_kind k = kind_of(ev);
         if (!t || !t->notify || k < 0)
                 return;
+        if (ev == EV_RELEASE_UNOBSERVED && priority > LOG_WARNING)
+                return; /* "seen again" */
         const app_config *a = config_find_app(t->cfg, f->app);
         /* A failure's words are its result; what the rule saw is the reason
          * (the record's own text when no rule is involved). */

@@ -239,7 +239,10 @@ def test_firing_alert_polls_at_once_and_rolls_back_exactly_once(tmp_path, sim, s
         status, _, doc = lis.post_alerts(payload(alert(fingerprint=fp, alertname="HighErrorRate",
                                                        app="shop-api", replica=str(i))))
         assert status == 200 and doc["matched"] == 1
-        wait_for(lambda: requests_after(sim, mark, "DescribeApplicationStatus"), timeout=10,
+        # a look at the app: the app call, or the order call alone while
+        # the rollback order is in flight
+        wait_for(lambda: requests_after(sim, mark, "DescribeApplicationStatus")
+                 or requests_after(sim, mark, "DescribeChangeOrder"), timeout=10,
                  what="a poll caused by the alert")
     assert len(sim.rollbacks(co["id"])) == 1
     assert lis.firing("shop-api") == 3

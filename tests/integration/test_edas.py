@@ -45,12 +45,18 @@ def lists_of(sim, app_id):
     return [r for r in sim.requests(action=LIST) if r.get("app_id") == app_id]
 
 
+def looks_of(sim, app_id):
+    """Every look at the app: the app call, or while an order is in flight
+    the order call alone (issue 11: one call per look)."""
+    return [r for r in sim.requests() if r["action"] in (LIST, INFO) and r.get("app_id") == app_id]
+
+
 def wait_more_lists(sim, app_id, n=4, timeout=20):
-    """Let the daemon poll the app n more times: enough for a second (wrong)
-    decision to have been made if it were going to be."""
-    base = len(lists_of(sim, app_id))
-    wait_for(lambda: len(lists_of(sim, app_id)) >= base + n, timeout=timeout,
-             what=f"{n} more {LIST} of {app_id}")
+    """Let the daemon look at the app n more times: enough for a second
+    (wrong) decision to have been made if it were going to be."""
+    base = len(looks_of(sim, app_id))
+    wait_for(lambda: len(looks_of(sim, app_id)) >= base + n, timeout=timeout,
+             what=f"{n} more looks at {app_id}")
 
 
 def wait_rollback_order_done(sim, d, co_id, timeout=30):

@@ -305,8 +305,9 @@ def test_cloud_calls_unchanged_by_metric_rules(stack, proxy, sim, tmp_path, star
     wait_for(lambda: len(proxy.queries("mr-budget-m")) >= 8, timeout=30, what="eight looks with queries")
 
     cm, cp = len(calls_for(sim, m)), len(calls_for(sim, p))
-    assert cm > 10 and cp > 10
-    # the same schedule: at most one look (two calls) apart
+    # one call per look while in flight (issue 11): eight looks, ~nine calls
+    assert cm >= 8 and cp >= 8
+    # the same schedule: at most two looks apart
     assert abs(cm - cp) <= 2, (cm, cp)
     assert d.running
 

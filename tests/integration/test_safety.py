@@ -92,7 +92,9 @@ def test_ambiguous_failure_is_not_retried(sim, tmp_path, start_daemon, fault):
     {"kind": "upgrading"},
 ])
 def test_refused_rollback_is_retried_and_lands_once(sim, tmp_path, start_daemon, fault):
-    """Answers that prove the server did not act are retried with backoff."""
+    """Answers that prove the server did not act are retried with backoff;
+    a throttled one is sent again by the API client at the slowed pace
+    (issue 11), without the action seeing it."""
     co = stuck_order()
     app = sae_app(orders=[co], name="payments")
     sim.set_apps([app])
@@ -102,7 +104,12 @@ def test_refused_rollback_is_retried_and_lands_once(sim, tmp_path, start_daemon,
     d.wait_for_log(re.compile(r"rollguard-action-done app=payments"), timeout=10)
     accepted = sim.rollbacks(co["id"], result="accepted")
     assert len(accepted) == 1
-    assert len(d.find_logs("retrying in")) == 2
+    assert len(sim.requests(action=ROLLBACK)) == 3
+    if fault["kind"] == "throttle":
+        assert len(d.find_logs(re.compile(r"warning rollguard-api-throttled"))) == 1
+        assert len(d.find_logs("retrying in")) == 0
+    else:
+        assert len(d.find_logs("retrying in")) == 2
 
 
 API_FAULTS = [
@@ -136,7 +143,11 @@ def test_faults_on_reads_still_one_rollback_and_none_for_healthy(sim, tmp_path, 
     wait_more_describes(sim, stuck["id"], n=0)
     assert sim.rollback_calls(stuck["id"]) == 1
     assert sim.rollbacks(healthy["id"]) == []
-    if fault["kind"] != "slow":
+    if fault["kind"] == "throttle":
+        # about the account, not the app: said once, and no app error
+        assert len(d.find_logs(re.compile(r"warning rollguard-api-throttled"))) == 1
+        assert not d.find_logs("rollguard-api-error")
+    elif fault["kind"] != "slow":
         assert d.find_logs("rollguard-api-error"), "a failed read must be logged"
     assert d.running
 

@@ -264,11 +264,13 @@ def start_watching(tmp_path, sim, start_daemon, notify, apps, **kw):
 
 
 def polled(sim, app, since=0, n=1, timeout=10.0):
-    """Wait for n polls of `app` (a sae_app dict: one DescribeApplicationStatus
-    each) with seq > since; returns their requests."""
+    """Wait for n looks at `app` (a sae_app dict: one DescribeApplicationStatus
+    each, or while a release is in flight one DescribeChangeOrder) with
+    seq > since; returns their requests."""
     def got():
-        rs = [r for r in sim.requests(action="DescribeApplicationStatus")
-              if r["seq"] > since and r.get("app_id") == app["app_id"]]
+        rs = [r for r in sim.requests()
+              if r["action"] in ("DescribeApplicationStatus", "DescribeChangeOrder")
+              and r["seq"] > since and r.get("app_id") == app["app_id"]]
         return rs if len(rs) >= n else None
     return wait_for(got, timeout=timeout, what=f"{n} poll(s) of {app['name']} after request {since}")
 

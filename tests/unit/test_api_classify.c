@@ -834,12 +834,16 @@ static void test_priority_order_under_rate_limit(void **state) {
         assert_int_equal(st.queued, 4);
 
         WAIT_FOR(f.e, n_done == 5, 20);
-        static const char *const want[] = { "/action1", "/action2", "/active", "/idle1", "/idle2" };
+        /* Actions first; the idle share may let the idle app that waited
+         * longest go before the look at the release in flight (budget.h),
+         * but the look never waits behind the round robin's second call. */
+        static const char *const want[] = { "/action1", "/action2" };
         for (size_t i = 0; i < ELEMENTSOF(want); i++) {
                 if (strncmp(f.srv.reqs[i].target, want[i], strlen(want[i])) != 0)
                         fail_msg("arrival %zu: %s, want %s", i, f.srv.reqs[i].target, want[i]);
                 assert_string_equal(done_order[i], want[i]);
         }
+        assert_int_equal(strncmp(f.srv.reqs[4].target, "/idle2", 6), 0);
         api_client_stats(f.api, &st);
         assert_int_equal(st.calls_sent, 5);
         assert_int_equal(st.rate_limit_waits, 4); /* everyone but the first waited, counted once */
@@ -878,7 +882,8 @@ static void test_rate_limit_pacing(void **state) {
         api_stats st;
         api_client_stats(f.api, &st);
         assert_int_equal(st.calls_sent, 9);
-        assert_int_equal(st.rate_limit_waits, 6);
+        /* the pacer spreads the first burst too: at least the six the window holds back */
+        assert_true(st.rate_limit_waits >= 6);
         fixture_teardown(&f);
 }
 
@@ -932,7 +937,7 @@ static void test_cancel_queued(void **state) {
         api_request a = simple_request("GET", "/a"), b = simple_request("GET", "/b"),
                     c = simple_request("GET", "/c");
         api_call *call_b = NULL;
-        assert_int_equal(api_submit(f.api, f.base, &a, API_PRIO_ACTIVE, on_done_cancel_other, &ga, NULL), 0);
+        assert_int_equal(api_submit(f.api, f.base, &a, API_PRIO_ACTION, on_done_cancel_other, &ga, NULL), 0);
         assert_int_equal(api_submit(f.api, f.base, &b, API_PRIO_IDLE, on_done, &gb, &call_b), 0);
         assert_int_equal(api_submit(f.api, f.base, &c, API_PRIO_IDLE, on_done, &gc, &cancel_target), 0);
         api_call_cancel(call_b); /* before anything left */
@@ -968,7 +973,7 @@ static void test_free_api_client_from_callback(void **state) {
         got g[4] = { { .name = "/slow" }, { .name = "/ok" }, { .name = "/q1" }, { .name = "/q2" } };
         for (size_t i = 0; i < 4; i++) {
                 api_request req = simple_request("GET", g[i].name);
-                assert_int_equal(api_submit(f.api, f.base, &req, API_PRIO_IDLE,
+                assert_int_equal(api_submit(f.api, f.base, &req, API_PRIO_ACTION,
                                             i == 1 ? on_done_free_client : on_done, &g[i], NULL),
                                  0);
                 if (i == 0) /* in flight at the server before the others leave */
@@ -1048,16 +1053,16 @@ static void test_reconfigure_keeps_the_window(void **state) {
         api_request req = simple_request("GET", "/x");
         api_stats st;
 
-        assert_int_equal(api_submit(f.api, f.base, &req, API_PRIO_IDLE, on_done, &g[0], NULL), 0);
-        assert_int_equal(api_submit(f.api, f.base, &req, API_PRIO_IDLE, on_done, &g[1], NULL), 0);
+        assert_int_equal(api_submit(f.api, f.base, &req, API_PRIO_ACTION, on_done, &g[0], NULL), 0);
+        assert_int_equal(api_submit(f.api, f.base, &req, API_PRIO_ACTION, on_done, &g[1], NULL), 0);
         WAIT_FOR(f.e, g[0].calls == 1 && g[1].calls == 1, 10);
 
         /* one more slot in the same minute, not three */
         api_client_options o = { .rate_limit = 3, .rate_window_usec = 60 * USEC_PER_SEC,
                                  .timeout_usec = 5 * USEC_PER_SEC };
         assert_int_equal(api_client_reconfigure(f.api, &o), 0);
-        assert_int_equal(api_submit(f.api, f.base, &req, API_PRIO_IDLE, on_done, &g[2], NULL), 0);
-        assert_int_equal(api_submit(f.api, f.base, &req, API_PRIO_IDLE, on_done, &g[3], NULL), 0);
+        assert_int_equal(api_submit(f.api, f.base, &req, API_PRIO_ACTION, on_done, &g[2], NULL), 0);
+        assert_int_equal(api_submit(f.api, f.base, &req, API_PRIO_ACTION, on_done, &g[3], NULL), 0);
         WAIT_FOR(f.e, g[2].calls == 1, 10);
         api_client_stats(f.api, &st);
         assert_int_equal(st.queued, 1);

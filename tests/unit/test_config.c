@@ -36,7 +36,8 @@ static void test_minimal(void **state) {
         assert_int_equal(c->timeout_usec, 10 * USEC_PER_SEC);
         assert_int_equal(c->max_actions_per_hour, 5);
         assert_false(c->dry_run);
-        assert_int_equal(c->rate_limit, 60);
+        assert_int_equal(c->rate_limit, 30);
+        assert_int_equal(c->unobserved_after_usec, 2 * USEC_PER_MIN);
         assert_int_equal(c->rate_window_usec, USEC_PER_MIN);
         assert_null(c->credentials_file);
         assert_null(c->ecs_ram_role);
@@ -510,7 +511,8 @@ static void test_example_config(void **state) {
         assert_int_equal(c->active_poll_interval_usec, 5 * USEC_PER_SEC);
         assert_int_equal(c->cooldown_usec, 15 * USEC_PER_MIN);
         assert_int_equal(c->max_actions_per_hour, 5);
-        assert_int_equal(c->rate_limit, 60);
+        assert_int_equal(c->rate_limit, 30);
+        assert_int_equal(c->unobserved_after_usec, 2 * USEC_PER_MIN);
         assert_int_equal(c->rate_window_usec, USEC_PER_MIN);
         assert_int_equal(c->timeout_usec, 10 * USEC_PER_SEC);
         assert_false(c->dry_run);

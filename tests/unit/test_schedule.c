@@ -42,6 +42,27 @@ static void test_backoff(void **state) {
                 check(cases[i].name, schedule_backoff(cases[i].base, cases[i].failures), cases[i].want);
 }
 
+/* A release in flight: doubling, but never more than 4 looks' worth, so a
+ * stuck state that appears during an error streak is seen soon. */
+static void test_in_flight_backoff(void **state) {
+        static const struct {
+                const char *name;
+                uint64_t active;
+                unsigned failures;
+                uint64_t want;
+        } cases[] = {
+                { "no failure: the interval", 1 * S, 0, 1 * S },
+                { "first failure doubles", 1 * S, 1, 2 * S },
+                { "second failure: the cap", 1 * S, 2, 4 * S },
+                { "four in a row stay at the cap", 1 * S, 4, 4 * S },
+                { "six in a row (15 s and 28 s in 0.1) stay at the cap", 1 * S, 6, 4 * S },
+                { "a long streak", 5 * S, 50, 20 * S },
+                { "huge interval does not overflow", UINT64_MAX / 2, 3, UINT64_MAX / 2 },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+                check(cases[i].name, schedule_in_flight_backoff(cases[i].active, cases[i].failures), cases[i].want);
+}
+
 static void test_active_delay(void **state) {
         static const struct {
                 const char *name;
@@ -133,6 +154,7 @@ static void test_breaker_update(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_backoff),
+                cmocka_unit_test(test_in_flight_backoff),
                 cmocka_unit_test(test_active_delay),
                 cmocka_unit_test(test_startup_offset),
                 cmocka_unit_test(test_action_retry),

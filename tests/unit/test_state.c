@@ -814,6 +814,9 @@ static const char *const expected_event_names[_EV_MAX] = {
         [EV_NOTIFY_FAILED] = "rollguard-notify-failed",
         [EV_CLOUD_EVENT] = "rollguard-cloud-event",
         [EV_HA_ROLE] = "rollguard-ha-role",
+        [EV_API_THROTTLED] = "rollguard-api-throttled",
+        [EV_BUDGET_STRETCHED] = "rollguard-budget-stretched",
+        [EV_RELEASE_UNOBSERVED] = "rollguard-release-unobserved",
 };
 
 static bool is_message_id(const char *s) {
