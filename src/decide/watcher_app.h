@@ -110,10 +110,20 @@ struct watcher {
  * drives it. */
 int app_watch_new(watcher *w, const app_config *cfg, app_watch **ret);
 app_watch *app_watch_free(app_watch *a);
-/* The next poll in delay_usec (replacing any scheduled one). */
+/* The next poll in delay_usec (replacing any scheduled one; watcher_poll.c). */
 void app_watch_schedule(app_watch *a, uint64_t delay_usec);
 /* Writes the app's durable record (logged on failure). */
 void app_watch_save_state(app_watch *a);
+/* False for `once --dry-run`, which may run beside the daemon. */
+bool watcher_state_writable(const watcher *w);
+/* Loads (or migrates) the record; trouble quarantines this app only.
+ * Returns -ENOMEM or 0. */
+int app_watch_load_state(app_watch *a);
+/* `once` mode: the app's cycle is over (failed or not). */
+void app_watch_once_done(app_watch *a, bool failed);
+/* The poll cycle (watcher_poll.c): a look (and any action) is over;
+ * schedules the next one. */
+void app_watch_cycle_finished(app_watch *a);
 /* What the coord (ha) says: poll the cloud now? NULL, or why not act. */
 bool watcher_coord_may_poll(const watcher *w);
 const char *watcher_coord_why_not_act(const watcher *w);
@@ -136,7 +146,7 @@ uint64_t watcher_in_flight_interval(const watcher *w);
 void watcher_idle_due(app_watch *a);
 /* A good answer about the app (the unobserved episode, if any, ends). */
 void watcher_seen(app_watch *a);
-/* Starts the app's poll (watcher.c): the round robin calls it. */
+/* Starts the app's poll (watcher_poll.c): the round robin calls it. */
 void app_watch_poll_start(app_watch *a);
 
 /* Sum of actions over all apps in the last hour (the circuit breaker). */
