@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-#include "api.h"
+#include "api_internal.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "credentials.h"
 #include "json.h"
@@ -25,72 +24,6 @@
  * with answers taking a full second, far above the default pace (30 calls
  * a minute). Actions never wait for a slot. */
 #define API_MAX_IN_FLIGHT 64
-
-struct api_call {
-        api_client *client;
-        api_priority prio;
-        api_call *prev, *next; /* in a priority queue, or in the in-flight list */
-        bool waited;           /* counted once in rate_limit_waits */
-        bool completing;       /* its callback runs: no longer cancellable */
-        unsigned throttled;    /* times it came back throttled and was re-queued */
-        uint64_t queued_at;    /* CLOCK_MONOTONIC, for the queue-wait histogram */
-        uint64_t sent_at;
-        uint64_t not_before;   /* a throttled call waits one pacer step before it goes again */
-
-        char *origin;          /* "scheme://authority", what the URL starts with */
-        char *host;            /* authority exactly as in base_url */
-        char *path;            /* raw: base_url's path + request path */
-        char *method;
-        char *action;
-        char *version;
-        char *query_name[API_MAX_QUERY];
-        char *query_value[API_MAX_QUERY];
-        size_t n_query;
-
-        api_done_fn done;
-        void *userdata;
-        void (*destroy)(void *userdata); /* when it ends without done() */
-        http_call *http;       /* non-NULL while in flight */
-        char strings[];        /* what the char * above point into */
-};
-
-typedef struct call_list {
-        api_call *head, *tail;
-} call_list;
-
-struct api_client {
-        sd_event *event;
-        http_client *http;
-        cred_provider *creds;
-        api_client_options opt;
-        budget budget;
-        bool throttle_said;    /* the warning of this throttled episode went out */
-
-        call_list queue[_API_PRIO_MAX];
-        budget_queue waiting;  /* calls per class in queue[] */
-        void (*on_sent[_API_PRIO_MAX])(void *userdata);
-        void *on_sent_userdata[_API_PRIO_MAX];
-        call_list in_flight;
-        size_t n_queued;
-        size_t n_unwaited;     /* queued calls not yet counted as waiting */
-        size_t n_in_flight;
-
-        sd_event_source *dispatch_source;
-        sd_event_source *rate_timer;
-
-        uint64_t calls_sent;
-        uint64_t rate_limit_waits;
-        uint64_t throttled_answers;
-
-        metrics_counter *calls_total;      /* api */
-        metrics_histogram *queue_wait;     /* class */
-        metrics_callback *computed[5];
-
-        /* > 0 while user callbacks run: api_client_free() then cancels
-         * everything and leaves the final free to the outermost frame. */
-        unsigned busy;
-        bool free_pending;
-};
 
 /* ---- queue helpers ---- */
 
@@ -177,10 +110,7 @@ static void client_destroy(api_client *c) {
         sd_event_source_disable_unref(c->dispatch_source);
         sd_event_source_disable_unref(c->rate_timer);
         budget_done(&c->budget);
-        metrics_counter_free(c->calls_total);
-        metrics_histogram_free(c->queue_wait);
-        for (size_t i = 0; i < ELEMENTSOF(c->computed); i++)
-                metrics_callback_free(c->computed[i]);
+        api_metrics_free(c);
         sd_event_unref(c->event);
         free(c);
 }
@@ -499,58 +429,6 @@ static budget_options budget_options_for(const api_client_options *opt) {
         return budget_options_default(opt->rate_limit, opt->rate_window_usec);
 }
 
-/* ---- metrics, computed at scrape time from the client's own counters ---- */
-
-static void collect_calls(void *userdata, metrics_emitter *e) {
-        metrics_emit(e, (double)((api_client *)userdata)->calls_sent);
-}
-
-static void collect_waits(void *userdata, metrics_emitter *e) {
-        metrics_emit(e, (double)((api_client *)userdata)->rate_limit_waits);
-}
-
-static void collect_queue(void *userdata, metrics_emitter *e) {
-        metrics_emit(e, (double)((api_client *)userdata)->n_queued);
-}
-
-static void collect_pace(void *userdata, metrics_emitter *e) {
-        api_client *c = userdata;
-        metrics_emit(e, budget_calls_per_minute(&c->budget, now_monotonic_usec()));
-}
-
-static void collect_throttled(void *userdata, metrics_emitter *e) {
-        api_client *c = userdata;
-        metrics_emit(e, budget_is_throttled(&c->budget, now_monotonic_usec()) ? 1 : 0);
-}
-
-static int register_metrics(api_client *c, metrics_registry *m) {
-        static const double wait_bounds[] = { 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300 };
-        c->calls_total = metrics_counter_new(m, "rollguard_calls_total", "Cloud API calls sent, by API action.",
-                                             "api");
-        c->queue_wait = metrics_histogram_new(m, "rollguard_call_queue_wait_seconds",
-                                              "How long calls waited for the budget before they were sent, by class.",
-                                              wait_bounds, ELEMENTSOF(wait_bounds), "class");
-        c->computed[0] = metrics_callback_new(m, "rollguard_api_calls_total", "Cloud API requests sent.",
-                                              METRICS_COUNTER, collect_calls, c);
-        c->computed[1] = metrics_callback_new(m, "rollguard_rate_limit_waits_total",
-                                              "Calls that had to wait for the API budget.", METRICS_COUNTER,
-                                              collect_waits, c);
-        c->computed[2] = metrics_callback_new(m, "rollguard_api_queue", "Calls waiting to be sent.", METRICS_GAUGE,
-                                              collect_queue, c);
-        c->computed[3] = metrics_callback_new(m, "rollguard_budget_calls_per_minute",
-                                              "The pace rollguard spends its API budget at now (rate_limit, less while throttled; 0: unlimited).",
-                                              METRICS_GAUGE, collect_pace, c);
-        c->computed[4] = metrics_callback_new(m, "rollguard_budget_throttled",
-                                              "1 while Throttling answers hold the pace below rate_limit.", METRICS_GAUGE,
-                                              collect_throttled, c);
-        if (!c->calls_total || !c->queue_wait)
-                return -ENOMEM;
-        for (size_t i = 0; i < ELEMENTSOF(c->computed); i++)
-                if (!c->computed[i])
-                        return -ENOMEM;
-        return 0;
-}
-
 int api_client_new(sd_event *e, http_client *h, cred_provider *creds,
                    const api_client_options *opt, api_client **ret) {
         int r;
@@ -568,7 +446,7 @@ int api_client_new(sd_event *e, http_client *h, cred_provider *creds,
                 r = budget_init(&c->budget, &bo);
         }
         if (r >= 0 && c->opt.metrics)
-                r = register_metrics(c, c->opt.metrics);
+                r = api_metrics_register(c, c->opt.metrics);
         if (r >= 0)
                 r = sd_event_add_defer(e, &c->dispatch_source, on_dispatch, c);
         if (r >= 0)
@@ -603,67 +481,6 @@ int api_client_reconfigure(api_client *c, const api_client_options *opt) {
         return 0;
 }
 
-/* Everything the call needs later, in one allocation after the struct. */
-static int new_call(const char *base_url, const api_request *req, api_call **ret) {
-        const char *sep = strstr(base_url, "://");
-        if (!sep)
-                return -EINVAL;
-        size_t scheme_len = (size_t)(sep - base_url);
-        if (!((scheme_len == 4 && !strncasecmp(base_url, "http", 4)) ||
-              (scheme_len == 5 && !strncasecmp(base_url, "https", 5))))
-                return -EINVAL;
-        const char *authority = sep + 3;
-        size_t auth_len = strcspn(authority, "/?#");
-        if (auth_len == 0 || authority[auth_len] == '?' || authority[auth_len] == '#')
-                return -EINVAL;
-        /* base path without trailing slashes, the request path appended */
-        const char *base_path = authority + auth_len;
-        size_t base_path_len = strlen(base_path);
-        if (strpbrk(base_path, "?#"))
-                return -EINVAL;
-        while (base_path_len > 0 && base_path[base_path_len - 1] == '/')
-                base_path_len--;
-        size_t origin_len = (size_t)(authority - base_url) + auth_len;
-
-        size_t total = origin_len + 1 + auth_len + 1 + base_path_len + strlen(req->path) + 1 +
-                       strlen(req->method) + 1 + strlen(req->action) + 1 + strlen(req->version) + 1;
-        for (size_t i = 0; i < req->n_query; i++) {
-                if (!req->query[i].name)
-                        return -EINVAL;
-                total += strlen(req->query[i].name) + 1 +
-                         strlen(req->query[i].value ? req->query[i].value : "") + 1;
-        }
-        api_call *call = calloc(1, sizeof *call + total);
-        if (!call)
-                return -ENOMEM;
-        char *p = call->strings;
-#define PUT(dst, src, len)                 \
-        do {                               \
-                (dst) = p;                 \
-                memcpy(p, (src), (len));   \
-                p[(len)] = 0;              \
-                p += (len) + 1;            \
-        } while (0)
-        PUT(call->origin, base_url, origin_len);
-        PUT(call->host, authority, auth_len);
-        call->path = p;
-        memcpy(p, base_path, base_path_len);
-        p += base_path_len;
-        PUT(p, req->path, strlen(req->path));
-        PUT(call->method, req->method, strlen(req->method));
-        PUT(call->action, req->action, strlen(req->action));
-        PUT(call->version, req->version, strlen(req->version));
-        for (size_t i = 0; i < req->n_query; i++) {
-                const char *v = req->query[i].value ? req->query[i].value : "";
-                PUT(call->query_name[i], req->query[i].name, strlen(req->query[i].name));
-                PUT(call->query_value[i], v, strlen(v));
-        }
-#undef PUT
-        call->n_query = req->n_query;
-        *ret = call;
-        return 0;
-}
-
 int api_submit(api_client *c, const char *base_url, const api_request *req, api_priority prio,
                api_done_fn done, void *userdata, api_call **ret_call) {
         if (!c || !base_url || !req || !done || !req->method || !req->path || !req->action ||
@@ -674,7 +491,7 @@ int api_submit(api_client *c, const char *base_url, const api_request *req, api_
                 return -ESHUTDOWN;
 
         api_call *call = NULL;
-        int r = new_call(base_url, req, &call);
+        int r = api_call_new(base_url, req, &call);
         if (r < 0)
                 return r;
         call->client = c;
@@ -704,16 +521,6 @@ void api_call_cancel(api_call *call) {
 
 void api_call_set_destroy(api_call *call, void (*destroy)(void *userdata)) {
         call->destroy = destroy;
-}
-
-void api_client_stats(const api_client *c, api_stats *out) {
-        *out = (api_stats){
-                .calls_sent = c->calls_sent,
-                .rate_limit_waits = c->rate_limit_waits,
-                .throttled_answers = c->throttled_answers,
-                .queued = c->n_queued,
-                .in_flight = c->n_in_flight,
-        };
 }
 
 void api_client_budget(api_client *c, const budget_demand *d, api_budget_view *out) {
