@@ -315,12 +315,14 @@ def test_unwritable_intent_is_said_once_and_costs_no_reread(sim, tmp_path, start
     blocker.write_text("not a directory")  # the index cannot be created
     d = start_daemon(cfg)
     d.wait_for_log(re.compile(r"err rollguard-action-failed app=payments .*cannot write the intent"), timeout=20)
+    # While the order is in flight each look is one DescribeChangeOrder
+    # (issue 11); a re-read that would fail on the same write would make it
+    # two. So 12 reads take about 11 looks of 1s: at 2 a look, about 6s.
     base = len(describes_of(sim, co["id"]))
-    polls = len(sim.requests(action="DescribeApplicationStatus"))
-    wait_for(lambda: len(sim.requests(action="DescribeApplicationStatus")) >= polls + 4, timeout=20, what="4 polls")
-    # each poll reads the order once (the poll itself), never a second time
-    # for a re-read that would fail on the same write
-    assert len(describes_of(sim, co["id"])) - base <= 5
+    t0 = time.monotonic()
+    wait_for(lambda: len(describes_of(sim, co["id"])) >= base + 12, timeout=40, what="12 reads of the order")
+    elapsed = time.monotonic() - t0
+    assert elapsed >= 8.0, f"12 reads in {elapsed:.1f}s: the order is re-read on every look"
     assert len(d.find_logs(re.compile(r"err rollguard-action-failed .*cannot write the intent"))) == 1
     assert sim.rollback_calls(co["id"]) == 0
     blocker.unlink()
