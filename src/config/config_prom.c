@@ -148,31 +148,6 @@ int cfg_finish_when_metric(parse_ctx *x, const node *when, const char *where, co
         return 0;
 }
 
-/* Byte offset of a 1-based LINE:COL (columns count characters, as libyaml's). */
-static size_t position_offset(const parse_ctx *x, unsigned line, unsigned col) {
-        size_t off = 0;
-        for (unsigned l = 1; l < line && off < x->len; off++)
-                if (x->text[off] == '\n')
-                        l++;
-        for (unsigned ch = 1; ch < col && off < x->len; ch++) {
-                off++;
-                while (off < x->len && ((unsigned char)x->text[off] & 0xC0) == 0x80)
-                        off++;
-        }
-        return off;
-}
-
-static void offset_position(const parse_ctx *x, size_t offset, unsigned *line, unsigned *col) {
-        *line = 1;
-        *col = 1;
-        for (size_t i = 0; i < offset && i < x->len; i++) {
-                if (x->text[i] == '\n') {
-                        (*line)++;
-                        *col = 1;
-                } else if (((unsigned char)x->text[i] & 0xC0) != 0x80)
-                        (*col)++;
-        }
-}
 
 /* The template's offset is into the scalar's value; the file may spell it
  * folded, quoted or escaped. The placeholder itself ("{{apps}}") is spelt
@@ -188,10 +163,10 @@ static void template_position(const parse_ctx *x, const rule *rl, size_t offset,
         size_t n = end ? (size_t)(end - (rl->query + offset)) + 2 : qlen - offset;
         if (n > 64)
                 n = 64;
-        size_t start = position_offset(x, rl->query_line, rl->query_col);
+        size_t start = cfg_mark_offset(x, rl->query_line - 1, rl->query_col - 1);
         for (size_t i = start; i + n <= x->len; i++)
                 if (memcmp(x->text + i, rl->query + offset, n) == 0) {
-                        offset_position(x, i, line, col);
+                        cfg_offset_position(x, i, line, col);
                         return;
                 }
 }

@@ -80,7 +80,7 @@ const char *cfg_describe(const node *n, char *buf, size_t bufsz) {
 /* YAML -> tree */
 
 /* Byte offset of a libyaml mark; libyaml counts columns in characters. */
-static size_t mark_offset(const parse_ctx *x, unsigned line0, unsigned col0) {
+size_t cfg_mark_offset(const parse_ctx *x, unsigned line0, unsigned col0) {
         size_t off = 0;
         for (unsigned l = 0; l < line0 && off < x->len; off++)
                 if (x->text[off] == '\n')
@@ -93,7 +93,7 @@ static size_t mark_offset(const parse_ctx *x, unsigned line0, unsigned col0) {
         return off;
 }
 
-static void offset_position(const parse_ctx *x, size_t offset, unsigned *line, unsigned *col) {
+void cfg_offset_position(const parse_ctx *x, size_t offset, unsigned *line, unsigned *col) {
         *line = 1;
         *col = 1;
         for (size_t i = 0; i < offset && i < x->len; i++) {
@@ -107,8 +107,8 @@ static void offset_position(const parse_ctx *x, size_t offset, unsigned *line, u
 
 /* Tabs are the classic cause of "cannot start any token": say so. */
 static bool tab_near(const parse_ctx *x, unsigned line0, unsigned col0) {
-        size_t line_start = mark_offset(x, line0, 0);
-        size_t at = mark_offset(x, line0, col0);
+        size_t line_start = cfg_mark_offset(x, line0, 0);
+        size_t at = cfg_mark_offset(x, line0, col0);
         if (at < x->len && x->text[at] == '\t')
                 return true;
         for (size_t i = line_start; i < x->len && (x->text[i] == ' ' || x->text[i] == '\t'); i++)
@@ -123,7 +123,7 @@ static int fail_yaml(parse_ctx *x, const yaml_parser_t *p) {
         const char *problem = p->problem ? p->problem : "cannot parse";
         if (p->error == YAML_READER_ERROR) {
                 unsigned line, col;
-                offset_position(x, p->problem_offset, &line, &col);
+                cfg_offset_position(x, p->problem_offset, &line, &col);
                 if (p->problem_value >= 0)
                         return cfg_fail_at(x, -EBADMSG, line, col, "YAML syntax error: %s (byte 0x%02X)",
                                            problem, (unsigned)p->problem_value);

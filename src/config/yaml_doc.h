@@ -41,6 +41,12 @@ void cfg_node_done(node *n);
  * failure *root holds what was built so far, for cfg_node_done(). */
 int cfg_load_document(parse_ctx *x, node *root);
 
+/* Between the text's byte offsets and libyaml's marks (0-based line and
+ * column, columns in characters), and back to 1-based LINE:COL; for errors
+ * that point inside a scalar (a PromQL placeholder, say). */
+size_t cfg_mark_offset(const parse_ctx *x, unsigned line0, unsigned col0);
+void cfg_offset_position(const parse_ctx *x, size_t offset, unsigned *line, unsigned *col);
+
 /* Records the first error at LINE:COL and returns `code` (-ENOMEM when the
  * message cannot be built). Later errors are dropped: the first is the one
  * a reader fixes first. */
