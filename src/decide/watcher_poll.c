@@ -372,8 +372,15 @@ static void poll_start(app_watch *a) {
         /* One call per look while in flight: the order call tells all the
          * rules need; the app call comes back when the order ends. */
         a->look_by_order = a->phase == APP_ACTIVE && a->have_co && a->co.id;
+        /* The look that can confirm a holding rule (its `for` is up) is the
+         * first step of an action: it goes in the action class, so a
+         * stretched in-flight interval does not delay a rollback by a
+         * whole cadence. One such look per hold; if the rule still holds
+         * the re-read and the call follow in the same class. */
+        bool confirming = a->look_by_order && a->next_fire_ms && now_steady_ms() >= a->next_fire_ms;
         if (a->look_by_order)
-                k = cloud_describe(&a->w->cloud, a->cfg, a->co.id, API_PRIO_ACTIVE, on_describe, a, &a->call);
+                k = cloud_describe(&a->w->cloud, a->cfg, a->co.id, confirming ? API_PRIO_ACTION : API_PRIO_ACTIVE,
+                                   on_describe, a, &a->call);
         else
                 k = cloud_poll_activity(&a->w->cloud, a->cfg, prio, on_activity, a, &a->call);
         if (k < 0) {
