@@ -377,7 +377,10 @@ static void poll_start(app_watch *a) {
          * stretched in-flight interval does not delay a rollback by a
          * whole cadence. One such look per hold; if the rule still holds
          * the re-read and the call follow in the same class. */
-        bool confirming = a->look_by_order && a->next_fire_ms && now_steady_ms() >= a->next_fire_ms;
+        /* (the timer may fire a little before the fire time: within a
+         * second of it counts, so the confirming look is not left to the
+         * stretched queue) */
+        bool confirming = a->look_by_order && a->next_fire_ms && a->next_fire_ms - now_steady_ms() <= 1000;
         if (a->look_by_order)
                 k = cloud_describe(&a->w->cloud, a->cfg, a->co.id, confirming ? API_PRIO_ACTION : API_PRIO_ACTIVE,
                                    on_describe, a, &a->call);
